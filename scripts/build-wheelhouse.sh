@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the offline artifacts the target hosts install from, on a connected machine (the controller):
+#   build/wheelhouse.tar  every wheel named in environments/*.lock.txt, hash-checked (pip --require-hashes)
+#   build/proxy.tar       configurable-http-proxy with its node_modules, from environments/proxy's lock
+# Both archives are deterministic (sorted, fixed mtime and owner), so an unchanged lock gives the same bytes and
+# the deploy stays idempotent. Carry build/ to an air-gapped site and point the inventory at it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${JUPYTERHUB_HPC_BUILD_DIR:-build}
+pip=${PIP:-.venv/bin/pip}
+mkdir -p "$out"
+
+stamp=$(cat environments/*.lock.txt environments/proxy/package-lock.json scripts/build-wheelhouse.sh | sha256sum | cut -c1-16)
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/wheelhouse.tar" ] && [ -f "$out/proxy.tar" ]; then
+  echo "wheelhouse is up to date ($out)"
+  exit 0
+fi
+
+det_tar() { # deterministic tar of directory $2 into $1
+  tar --sort=name --mtime='@0' --owner=0 --group=0 --numeric-owner --format=gnu -C "$2" -cf "$1" .
+}
+
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/wheels"
+for lock in environments/*.lock.txt; do
+  "$pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes \
+    -r "$lock" -d "$tmp/wheels"
+done
+cp environments/*.lock.txt "$tmp/wheels/"
+det_tar "$out/wheelhouse.tar" "$tmp/wheels"
+
+mkdir -p "$tmp/proxy"
+cp environments/proxy/package.json environments/proxy/package-lock.json environments/proxy/.npmrc "$tmp/proxy/"
+(cd "$tmp/proxy" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+rm -f "$tmp/proxy/.npmrc"
+det_tar "$out/proxy.tar" "$tmp/proxy"
+
+echo "$stamp" >"$out/.stamp"
+echo "built $out/wheelhouse.tar ($(ls "$tmp/wheels" | grep -c whl) wheels) and $out/proxy.tar"
