@@ -55,7 +55,7 @@ class HubClient:
         return bool(self.user)
 
     def xsrf_headers(self) -> dict[str, str]:
-        return {"X-XSRFToken": self.session.cookies.get("_xsrf", "")}
+        return {"X-XSRFToken": self.session.cookies.get("_xsrf") or ""}
 
     def create_token(self, note: str = "hubclient") -> str:
         """Create an API token for the logged-in user, through the hub's API with the login cookie."""
@@ -95,9 +95,8 @@ class HubClient:
             server = model.get("servers", {}).get("", {})
             if server.get("ready"):
                 return time.monotonic() - start
-            if not server or not server.get("pending"):
-                if not server:
-                    raise HubError(f"server of {self.user} is gone: {self.last_spawn_message()}")
+            if not server:
+                raise HubError(f"server of {self.user} is gone: {self.last_spawn_message()}")
             time.sleep(0.25)
         raise HubError(f"server of {self.user} not ready after {timeout} s")
 

@@ -1,0 +1,591 @@
+"""The resource model of an HPC cluster, for JupyterHub on Slurm.
+
+One module, two users:
+
+* Ansible loads it as a filter plugin (``FilterModule`` at the bottom). The preflight play validates each
+  inventory's ``hpc_cluster`` with ``hpc_validate_cluster`` and refuses an inconsistent one.
+* The hub imports it as a plain module (the batchspawner role installs this very file next to the spawner),
+  and the spawner validates every request, from the form or the REST API, with ``validate_request``.
+
+So the rules exist once. Everything here is a pure function of its arguments: no I/O, no Ansible import
+needed at run time. Errors are ``ResourceError`` (a ``ValueError``) whose message names the field, the value
+and the limit; the Ansible wrappers turn them into ``AnsibleFilterError`` with the same text.
+
+Units: memory is in MB as Slurm counts them (1 GB = 1024 MB); plain numbers are MB, strings may carry
+K/M/G/T. Times are kept in minutes; plain numbers are hours (the form's unit), strings may be ``90m``,
+``3h``, ``7d`` or Slurm's ``[D-]HH:MM[:SS]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "INTERFACES",
+    "ResourceError",
+    "fitting_node_types",
+    "format_memory",
+    "format_slurm_time",
+    "gpu_choices",
+    "parse_memory_mb",
+    "parse_walltime_minutes",
+    "validate_cluster",
+    "validate_request",
+]
+
+#: User interfaces the hub offers, and where each lands in the single-user server.
+INTERFACES: dict[str, dict[str, str]] = {
+    "lab": {"label": "JupyterLab", "url": "/lab"},
+    "notebook": {"label": "Jupyter Notebook (classic interface)", "url": "/tree"},
+    "terminal": {"label": "Terminal", "url": "/terminals/1"},
+}
+
+#: Form field labels, as users see them in the Server Options form and in error messages.
+LABELS: dict[str, str] = {
+    "account": "Account",
+    "time": "Time (hours)",
+    "cores": "Cores",
+    "memory": "Memory (MB)",
+    "gpu": "GPU",
+    "interface": "User interface",
+}
+
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?\s*$", re.IGNORECASE)
+_MEMORY_FACTORS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$", re.IGNORECASE)
+_DURATION_FACTORS = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
+_SLURM_TIME_RE = re.compile(r"^\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PARTITION_RE = re.compile(r"^[A-Za-z0-9_,-]*$")
+
+
+class ResourceError(ValueError):
+    """A value breaks the cluster model. ``problems`` lists each broken rule; ``str()`` joins them."""
+
+    def __init__(self, problems: Sequence[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# -- units ---------------------------------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def parse_memory_mb(value: Any, field: str = "memory") -> int:
+    """Memory in whole MB (Slurm's --mem unit). ``4000`` and ``"4000"`` are MB; ``"4G"`` is 4096 MB."""
+    if _is_number(value):
+        mb = float(value)
+    elif isinstance(value, str) and (match := _MEMORY_RE.match(value)):
+        mb = float(match.group(1)) * _MEMORY_FACTORS[(match.group(2) or "M").upper()]
+    else:
+        raise ResourceError(f"{field}: {value!r} is not a memory size (examples: 4000, '4000M', '4G')")
+    if not math.isfinite(mb) or mb <= 0:
+        raise ResourceError(f"{field}: {value!r} must be more than 0 MB")
+    if mb != int(mb):
+        raise ResourceError(f"{field}: {value!r} is not a whole number of MB")
+    return int(mb)
+
+
+def parse_walltime_minutes(value: Any, field: str = "time") -> int:
+    """Duration in whole minutes. Numbers (and digit strings) are hours; ``"90m"``, ``"3h"``, ``"7d"`` and
+    Slurm's ``"D-HH:MM:SS"``, ``"HH:MM:SS"``, ``"D-HH"`` are accepted; seconds round up to a minute."""
+    minutes: float
+    if _is_number(value) or (isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value)):
+        minutes = float(value) * 60
+    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        minutes = float(match.group(1)) * _DURATION_FACTORS[match.group(2).lower()]
+    elif isinstance(value, str) and ("-" in value or ":" in value) and (match := _SLURM_TIME_RE.match(value)):
+        days, first, second, third = (int(g) if g else 0 for g in match.groups())
+        if match.group(1) is not None:  # D-HH[:MM[:SS]]
+            seconds = ((days * 24 + first) * 60 + second) * 60 + third
+        elif match.group(4) is not None:  # HH:MM:SS
+            seconds = (first * 60 + second) * 60 + third
+        else:  # MM:SS
+            seconds = first * 60 + second
+        minutes = math.ceil(seconds / 60)
+    else:
+        raise ResourceError(f"{field}: {value!r} is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')")
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise ResourceError(f"{field}: {value!r} must be longer than 0 minutes")
+    if minutes != int(minutes):
+        raise ResourceError(f"{field}: {value!r} is not a whole number of minutes")
+    return int(minutes)
+
+
+def format_slurm_time(minutes: int) -> str:
+    """Minutes as Slurm's --time: ``HH:MM:00``, or ``D-HH:MM:00`` from one day on."""
+    days, rest = divmod(int(minutes), 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return f"{days}-{hours:02d}:{mins:02d}:00" if days else f"{hours:02d}:{mins:02d}:00"
+
+
+def format_memory(mb: int) -> str:
+    """MB as Slurm's --mem value."""
+    return f"{int(mb)}M"
+
+
+def _hours(minutes: int) -> str:
+    return f"{minutes / 60:g} h"
+
+
+# -- the cluster model (deploy time) -------------------------------------------------------------------------
+class _Problems:
+    """Collects every broken rule, so one preflight run lists them all."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, message: str) -> None:
+        self.items.append(message)
+
+    def guard(self, func: Callable[..., Any], *args: Any, default: Any = None) -> Any:
+        try:
+            return func(*args)
+        except ResourceError as err:
+            self.items.extend(err.problems)
+            return default
+
+
+def _int(value: Any, field: str, minimum: int = 1) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ResourceError(f"{field}: {value!r} is not a whole number")
+    if value < minimum:
+        raise ResourceError(f"{field}: {value} is below the minimum of {minimum}")
+    return value
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ResourceError(f"{field}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _name(value: Any, field: str, pattern: re.Pattern[str] = _NAME_RE) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ResourceError(f"{field}: {value!r} is not a valid name (letters, digits, '_', '.', '-')")
+    return value
+
+
+def _node_type(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | None:
+    spec = problems.guard(_mapping, raw, path)
+    if spec is None:
+        return None
+    count = problems.guard(_int, spec.get("count", 1), f"{path}.count")
+    cores = problems.guard(_int, spec.get("cores"), f"{path}.cores")
+    memory = problems.guard(parse_memory_mb, spec.get("memory"), f"{path}.memory")
+    gpus: dict[str, dict[str, Any]] = {}
+    raw_gpus = problems.guard(_mapping, spec.get("gpus", {}), f"{path}.gpus", default={})
+    for gpu_type, raw_gpu in raw_gpus.items():
+        gpath = f"{path}.gpus.{gpu_type}"
+        if problems.guard(_name, gpu_type, gpath) is None:
+            continue
+        gspec = problems.guard(_mapping, raw_gpu, gpath)
+        if gspec is None:
+            continue
+        gpu = {
+            "per_node": problems.guard(_int, gspec.get("per_node"), f"{gpath}.per_node"),
+            "cores": problems.guard(_int, gspec.get("cores"), f"{gpath}.cores"),
+            "memory_mb": problems.guard(parse_memory_mb, gspec.get("memory"), f"{gpath}.memory"),
+            "mig_of": gspec.get("mig_of"),
+        }
+        if gpu["cores"] is not None and cores is not None and gpu["cores"] > cores:
+            problems.add(f"{gpath}.cores: {gpu['cores']} is above the node type's {cores} cores")
+        if gpu["memory_mb"] is not None and memory is not None and gpu["memory_mb"] > memory:
+            problems.add(f"{gpath}.memory: {gpu['memory_mb']} MB is above the node type's {memory} MB")
+        if None not in (gpu["cores"], gpu["per_node"], cores) and gpu["cores"] * gpu["per_node"] > cores:
+            problems.add(
+                f"{gpath}: {gpu['per_node']} GPUs x {gpu['cores']} recommended cores = "
+                f"{gpu['per_node'] * gpu['cores']}, above the node type's {cores} cores"
+            )
+        gpus[gpu_type] = gpu
+    # A MIG slice is a fraction of one of the node's full GPUs: never more cores or memory than it.
+    for gpu_type, gpu in gpus.items():
+        parent_name = gpu["mig_of"]
+        if parent_name is None:
+            continue
+        gpath = f"{path}.gpus.{gpu_type}.mig_of"
+        parent = gpus.get(parent_name)
+        if parent is None or parent["mig_of"] is not None:
+            problems.add(f"{gpath}: {parent_name!r} is not a full GPU type of this node type")
+            continue
+        if None not in (gpu["cores"], parent["cores"]) and gpu["cores"] > parent["cores"]:
+            problems.add(
+                f"{path}.gpus.{gpu_type}.cores: {gpu['cores']} is above the {parent['cores']} cores "
+                f"recommended for a full {parent_name} GPU"
+            )
+        if None not in (gpu["memory_mb"], parent["memory_mb"]) and gpu["memory_mb"] > parent["memory_mb"]:
+            problems.add(
+                f"{path}.gpus.{gpu_type}.memory: {gpu['memory_mb']} MB is above the {parent['memory_mb']} MB "
+                f"recommended for a full {parent_name} GPU"
+            )
+    if None in (count, cores, memory):
+        return None
+    return {"count": count, "cores": cores, "memory_mb": memory, "gpus": gpus}
+
+
+def _bounds(raw: Any, path: str, parse: Callable[[Any, str], int], problems: _Problems) -> dict[str, int] | None:
+    spec = problems.guard(_mapping, raw, path)
+    if spec is None:
+        return None
+    out = {key: problems.guard(parse, spec.get(key), f"{path}.{key}") for key in ("min", "default", "max")}
+    if None in out.values():
+        return None
+    if out["min"] > out["max"]:
+        problems.add(f"{path}.min: {spec.get('min')!r} is above {path}.max ({spec.get('max')!r})")
+    elif not out["min"] <= out["default"] <= out["max"]:
+        problems.add(f"{path}.default: {spec.get('default')!r} is outside [{spec.get('min')!r}, {spec.get('max')!r}]")
+    return out
+
+
+def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
+    """Check a cluster model from the inventory and return it normalized (MB, minutes, defaults filled).
+
+    Raises ``ResourceError`` listing every broken rule, each with its variable path, value and limit.
+    """
+    problems = _Problems()
+    spec = _mapping(cluster, path)
+    name = problems.guard(_name, spec.get("name"), f"{path}.name")
+    max_walltime = problems.guard(parse_walltime_minutes, spec.get("max_walltime"), f"{path}.max_walltime")
+
+    prefixes_raw = spec.get("account_prefixes", [])
+    prefixes: list[str] = []
+    if not isinstance(prefixes_raw, Sequence) or isinstance(prefixes_raw, str):
+        problems.add(f"{path}.account_prefixes: expected a list of prefixes such as ['def-', 'rrg-']")
+    else:
+        for i, prefix in enumerate(prefixes_raw):
+            if isinstance(prefix, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", prefix):
+                prefixes.append(prefix)
+            else:
+                problems.add(f"{path}.account_prefixes[{i}]: {prefix!r} is not an account prefix")
+
+    node_types: dict[str, dict[str, Any]] = {}
+    raw_types = problems.guard(_mapping, spec.get("node_types"), f"{path}.node_types", default={})
+    if not raw_types:
+        problems.add(f"{path}.node_types: at least one node type is required")
+    for type_name, raw in raw_types.items():
+        tpath = f"{path}.node_types.{type_name}"
+        if problems.guard(_name, type_name, tpath) is None:
+            continue
+        node = _node_type(raw, tpath, problems)
+        if node is not None:
+            node_types[type_name] = node
+
+    form_path = f"{path}.form"
+    form_spec = problems.guard(_mapping, spec.get("form"), form_path, default={})
+    time = _bounds(form_spec.get("time"), f"{form_path}.time", parse_walltime_minutes, problems)
+    cores = _bounds(form_spec.get("cores"), f"{form_path}.cores", _int, problems)
+    memory = _bounds(form_spec.get("memory"), f"{form_path}.memory", parse_memory_mb, problems)
+
+    if time and max_walltime and time["max"] > max_walltime:
+        problems.add(
+            f"{form_path}.time.max: {form_spec['time']['max']!r} ({_hours(time['max'])}) is above "
+            f"{path}.max_walltime ({_hours(max_walltime)})"
+        )
+    if node_types and cores:
+        biggest = max(node_types.items(), key=lambda item: item[1]["cores"])
+        if cores["max"] > biggest[1]["cores"]:
+            problems.add(
+                f"{form_path}.cores.max: {cores['max']} is above the largest node type's cores "
+                f"({biggest[1]['cores']}, node type '{biggest[0]}')"
+            )
+    if node_types and memory:
+        biggest = max(node_types.items(), key=lambda item: item[1]["memory_mb"])
+        if memory["max"] > biggest[1]["memory_mb"]:
+            problems.add(
+                f"{form_path}.memory.max: {memory['max']} MB is above the largest node type's memory "
+                f"({biggest[1]['memory_mb']} MB, node type '{biggest[0]}')"
+            )
+
+    gpu_spec = problems.guard(_mapping, form_spec.get("gpus", {}), f"{form_path}.gpus", default={})
+    gpu_types_raw = gpu_spec.get("types", [])
+    gpu_types: list[str] = []
+    if not isinstance(gpu_types_raw, Sequence) or isinstance(gpu_types_raw, str):
+        problems.add(f"{form_path}.gpus.types: expected a list of GPU types")
+        gpu_types_raw = []
+    for i, gpu_type in enumerate(gpu_types_raw):
+        per_node = [n["gpus"][gpu_type]["per_node"] for n in node_types.values() if gpu_type in n["gpus"]]
+        if not per_node:
+            known = sorted({g for n in node_types.values() for g in n["gpus"]})
+            problems.add(
+                f"{form_path}.gpus.types[{i}]: {gpu_type!r} is on no node type (known GPU types: "
+                f"{', '.join(known) if known else 'none'})"
+            )
+        else:
+            gpu_types.append(gpu_type)
+    gpu_max = 0
+    if gpu_types:
+        gpu_max = problems.guard(_int, gpu_spec.get("max", 1), f"{form_path}.gpus.max", default=0)
+        most = max(n["gpus"][t]["per_node"] for n in node_types.values() for t in gpu_types if t in n["gpus"])
+        if gpu_max > most:
+            problems.add(f"{form_path}.gpus.max: {gpu_max} is above the most GPUs of one type on a node ({most})")
+
+    interfaces_raw = form_spec.get("interfaces", list(INTERFACES))
+    interfaces: list[str] = []
+    if not isinstance(interfaces_raw, Sequence) or isinstance(interfaces_raw, str) or not interfaces_raw:
+        problems.add(f"{form_path}.interfaces: expected a non-empty list from {sorted(INTERFACES)}")
+    else:
+        for i, interface in enumerate(interfaces_raw):
+            if interface in INTERFACES:
+                interfaces.append(interface)
+            else:
+                problems.add(
+                    f"{form_path}.interfaces[{i}]: {interface!r} is not one of {', '.join(sorted(INTERFACES))}"
+                )
+    default_interface = form_spec.get("default_interface", interfaces[0] if interfaces else "lab")
+    if interfaces and default_interface not in interfaces:
+        problems.add(f"{form_path}.default_interface: {default_interface!r} is not in {form_path}.interfaces")
+
+    partition = form_spec.get("partition", "")
+    if not isinstance(partition, str) or not _PARTITION_RE.match(partition):
+        problems.add(f"{form_path}.partition: {partition!r} is not a Slurm partition list")
+    enforce = form_spec.get("enforce_gpu_recommendation", True)
+    if not isinstance(enforce, bool):
+        problems.add(f"{form_path}.enforce_gpu_recommendation: {enforce!r} is not true or false")
+
+    if problems.items:
+        raise ResourceError(problems.items)
+
+    model: dict[str, Any] = {
+        "name": name,
+        "display_name": str(spec.get("display_name") or name),
+        "max_walltime_minutes": max_walltime,
+        "account_prefixes": prefixes,
+        "node_types": node_types,
+        "form": {
+            "time": time,
+            "cores": cores,
+            "memory": memory,
+            "gpus": {"types": gpu_types, "max": gpu_max},
+            "interfaces": interfaces,
+            "default_interface": default_interface,
+            "partition": partition,
+            "enforce_gpu_recommendation": enforce,
+        },
+    }
+    # The form's own default request must be one that some node can run.
+    assert time and cores and memory  # for the type checker: no problems means all were parsed
+    if not fitting_node_types(model, cores["default"], memory["default"], None, 0):
+        raise ResourceError(
+            f"{form_path}: the default request ({cores['default']} cores, {memory['default']} MB) fits no node type"
+        )
+    return model
+
+
+def _normalized(cluster: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept either a raw inventory model or one already returned by ``validate_cluster``."""
+    if "max_walltime_minutes" in cluster:
+        return dict(cluster)
+    return validate_cluster(cluster)
+
+
+def fitting_node_types(
+    cluster: Mapping[str, Any], cores: int, memory_mb: int, gpu_type: str | None, gpu_count: int
+) -> list[str]:
+    """Names of the node types on which cores, memory and GPUs fit together on one node."""
+    model = _normalized(cluster)
+    fits = []
+    for type_name, node in sorted(model["node_types"].items()):
+        if cores > node["cores"] or memory_mb > node["memory_mb"]:
+            continue
+        if gpu_type and node["gpus"].get(gpu_type, {}).get("per_node", 0) < gpu_count:
+            continue
+        fits.append(type_name)
+    return fits
+
+
+def gpu_choices(cluster: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The GPU configurations the form offers: ``[{"value": "h100:1", "type": "h100", "count": 1}, ...]``."""
+    model = _normalized(cluster)
+    choices = []
+    for gpu_type in model["form"]["gpus"]["types"]:
+        most = max(n["gpus"][gpu_type]["per_node"] for n in model["node_types"].values() if gpu_type in n["gpus"])
+        for count in range(1, min(most, model["form"]["gpus"]["max"]) + 1):
+            choices.append({"value": f"{gpu_type}:{count}", "type": gpu_type, "count": count})
+    return choices
+
+
+# -- a user's request (spawn time) ---------------------------------------------------------------------------
+def _single(options: Mapping[str, Any], key: str) -> Any:
+    """Form data arrives as lists of strings, the REST API as JSON values: take the one value."""
+    value = options.get(key)
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ResourceError(f"{LABELS[key]}: expected one value, got {len(value)}")
+        value = value[0]
+    return value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def validate_request(
+    options: Mapping[str, Any], cluster: Mapping[str, Any], accounts: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Check a user's Server Options against the cluster model and return the values for the job script.
+
+    ``options`` keys: account, time (hours), cores, memory (MB), gpu ("none" or "<type>:<count>"),
+    interface (lab, notebook, terminal); missing ones take the form's defaults. ``accounts``, when given, are
+    the user's own Slurm accounts: the account must be one of them. Raises ``ResourceError`` naming each
+    field, value and limit; an accepted request fits on at least one node type with everything together.
+    """
+    model = _normalized(cluster)
+    form = model["form"]
+    problems = _Problems()
+
+    unknown = sorted(set(options) - set(LABELS))
+    if unknown:
+        problems.add(f"Unknown option(s): {', '.join(map(str, unknown))}")
+
+    def field(key: str) -> Any:
+        return problems.guard(_single, options, key)
+
+    # Account
+    account = field("account")
+    account = "" if _blank(account) else account
+    prefixes = model["account_prefixes"]
+    if account:
+        if not isinstance(account, str) or not _ACCOUNT_RE.match(account):
+            problems.add(f"Account: {account!r} is not a valid account name")
+            account = ""
+        elif prefixes and not account.startswith(tuple(prefixes)):
+            problems.add(f"Account: {account!r} does not start with one of {', '.join(prefixes)}")
+        elif accounts is not None and account not in accounts:
+            problems.add(
+                f"Account: {account!r} is not one of your accounts ({', '.join(accounts) if accounts else 'none'})"
+            )
+    elif accounts and len(accounts) == 1:
+        account = accounts[0]
+    elif accounts:
+        problems.add(f"Account: choose one of your accounts ({', '.join(accounts)})")
+
+    # Time, cores, memory: the form's default when absent, its bounds when present.
+    def bounded(key: str, parse: Callable[[Any, str], int], unit: Callable[[int], str]) -> int | None:
+        raw = field(key)
+        bounds = form[key]
+        if _blank(raw):
+            return int(bounds["default"])
+        value: int | None = problems.guard(parse, raw, LABELS[key])
+        if value is None:
+            return None
+        if value < bounds["min"]:
+            problems.add(f"{LABELS[key]}: {raw} is below the minimum of {unit(bounds['min'])}")
+        elif value > bounds["max"]:
+            problems.add(f"{LABELS[key]}: {raw} is above the maximum of {unit(bounds['max'])}")
+        return value
+
+    time_minutes = bounded("time", _parse_hours, lambda m: f"{m / 60:g}")
+    cores = bounded("cores", _int, str)
+    memory_mb = bounded("memory", _parse_form_memory, str)
+
+    # GPU
+    gpu = field("gpu")
+    gpu_type: str | None = None
+    gpu_count = 0
+    if not _blank(gpu) and gpu != "none":
+        offered = {c["value"] for c in gpu_choices(model)}
+        if not isinstance(gpu, str) or gpu not in offered:
+            allowed = ", ".join(sorted(offered)) if offered else "no GPU on this hub"
+            problems.add(f"GPU: {gpu!r} is not offered (choices: none, {allowed})")
+        else:
+            gpu_type, count = gpu.rsplit(":", 1)
+            gpu_count = int(count)
+
+    # User interface
+    interface = field("interface")
+    interface = form["default_interface"] if _blank(interface) else interface
+    if interface not in form["interfaces"]:
+        problems.add(f"User interface: {interface!r} is not one of {', '.join(form['interfaces'])}")
+
+    if problems.items:
+        raise ResourceError(problems.items)
+    assert time_minutes is not None and cores is not None and memory_mb is not None
+
+    # Cross-field: everything together on one node of one type.
+    fits = fitting_node_types(model, cores, memory_mb, gpu_type, gpu_count)
+    if not fits:
+        gpu_text = f"{gpu_count} x {gpu_type} GPU" if gpu_type else "no GPU"
+        largest = "; ".join(
+            f"{n}: {t['cores']} cores, {t['memory_mb']} MB"
+            + "".join(f", {g['per_node']} x {gt}" for gt, g in sorted(t["gpus"].items()))
+            for n, t in sorted(model["node_types"].items())
+        )
+        raise ResourceError(
+            f"No node of {model['display_name']} can give {cores} cores, {memory_mb} MB and {gpu_text} together "
+            f"(node types: {largest})"
+        )
+    if gpu_type and form["enforce_gpu_recommendation"]:
+        per_gpu = [model["node_types"][n]["gpus"][gpu_type] for n in fits]
+        max_cores = max(g["cores"] for g in per_gpu) * gpu_count
+        max_memory = max(g["memory_mb"] for g in per_gpu) * gpu_count
+        if cores > max_cores:
+            problems.add(f"Cores: {cores} is above the {max_cores} recommended for {gpu_count} x {gpu_type}")
+        if memory_mb > max_memory:
+            problems.add(f"Memory (MB): {memory_mb} is above the {max_memory} recommended for {gpu_count} x {gpu_type}")
+        if problems.items:
+            raise ResourceError(problems.items)
+
+    return {
+        "account": account,
+        "time_minutes": time_minutes,
+        "runtime": format_slurm_time(time_minutes),
+        "cores": cores,
+        "nprocs": str(cores),
+        "memory_mb": memory_mb,
+        "memory": format_memory(memory_mb),
+        "gpu_type": gpu_type or "",
+        "gpu_count": gpu_count,
+        "gpus": f"{gpu_type}:{gpu_count}" if gpu_type else "",
+        "partition": form["partition"],
+        "interface": interface,
+        "default_url": INTERFACES[interface]["url"],
+        "node_types": fits,
+    }
+
+
+def _parse_hours(value: Any, field: str) -> int:
+    """The form's Time field: hours, as a number or a digit string ('1.5'); also accepts '90m' or '2h'."""
+    return parse_walltime_minutes(value.strip() if isinstance(value, str) else value, field)
+
+
+def _parse_form_memory(value: Any, field: str) -> int:
+    return parse_memory_mb(value, field)
+
+
+# -- Ansible -------------------------------------------------------------------------------------------------
+def _ansible(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``func`` and re-raise ``ResourceError`` as ``AnsibleFilterError`` with the same message."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ResourceError as err:
+            from ansible.errors import AnsibleFilterError
+
+            raise AnsibleFilterError(str(err)) from err
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+class FilterModule:
+    """Ansible filters; see filter_plugins/README.md for each one's arguments, result and errors."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "hpc_memory_mb": _ansible(parse_memory_mb),
+            "hpc_walltime_minutes": _ansible(parse_walltime_minutes),
+            "hpc_slurm_time": _ansible(format_slurm_time),
+            "hpc_validate_cluster": _ansible(validate_cluster),
+            "hpc_validate_request": _ansible(validate_request),
+            "hpc_fitting_node_types": _ansible(fitting_node_types),
+            "hpc_gpu_choices": _ansible(gpu_choices),
+        }

@@ -1,0 +1,92 @@
+"""What a hub user does, end to end: log in through the proxy, get a Slurm job, compute in a kernel, stop."""
+
+from __future__ import annotations
+
+import re
+
+from hubclient import HubClient
+from testinfra.host import Host
+
+
+def squeue(hub: Host, user: str) -> list[str]:
+    out = hub.check_output(f"squeue --noheader -u {user} -o '%i %u %T %N'")
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_services_run_unprivileged(hub: Host) -> None:
+    assert hub.service("jupyterhub").is_running
+    assert hub.service("configurable-http-proxy").is_running
+    hub_users = {p.user for p in hub.process.filter(comm="jupyterhub")}
+    proxy_users = {p.user for p in hub.process.filter(comm="node")}
+    assert hub_users == {"jupyterhub"}
+    assert proxy_users == {"chp"}
+
+
+def test_secrets_are_private(hub: Host) -> None:
+    for path, owner in [
+        ("/var/lib/jupyterhub/jupyterhub_cookie_secret", "jupyterhub"),
+        ("/etc/configurable-http-proxy/auth.env", "root"),
+    ]:
+        f = hub.file(path)
+        assert f.exists and f.user == owner and f.mode == 0o600, path
+
+
+def test_shared_environment_is_read_only_for_users(hub: Host, node: Host) -> None:
+    for host in (hub, node):
+        env = host.file("/opt/jupyterhub/user/bin/jupyterhub-singleuser")
+        assert env.exists and env.user == "root"
+        assert host.run("su -s /bin/sh alice -c 'touch /opt/jupyterhub/user/x'").rc != 0
+
+
+def test_sudo_allows_only_slurm_commands_as_site_users(hub: Host) -> None:
+    rules = hub.check_output("sudo -l -U jupyterhub")
+    assert "/usr/bin/sbatch --parsable" in rules
+    assert not re.search(r"\(ALL\)|\(root\)", rules)
+    as_root = hub.run("runuser -u jupyterhub -- sudo -n -u root /usr/bin/squeue -h -j 1")
+    assert as_root.rc != 0
+    as_slurm = hub.run("runuser -u jupyterhub -- sudo -n -u slurm /usr/bin/scancel 1")
+    assert as_slurm.rc != 0
+    shell = hub.run("runuser -u jupyterhub -- sudo -n -u alice /bin/sh -c id")
+    assert shell.rc != 0
+
+
+def test_wrong_password_is_refused(client: HubClient) -> None:
+    resp = client.login("alice", "not-her-password")
+    assert resp.status_code == 403
+    assert "Invalid username or password" in resp.text
+
+
+def test_root_is_refused(client: HubClient) -> None:
+    resp = client.login("root", "anything")
+    assert resp.status_code == 403
+
+
+def test_user_outside_the_allowed_group_is_refused(client: HubClient) -> None:
+    resp = client.login("mallory", "mallory-demo")
+    assert resp.status_code == 403
+
+
+def test_user_gets_a_slurm_job_and_computes(alice: HubClient, hub: Host, node: Host) -> None:
+    resp = alice.start_server()
+    assert resp.status_code in (201, 202), resp.text
+    alice.wait_until_ready(timeout=120)
+
+    jobs = squeue(hub, "alice")
+    assert len(jobs) == 1, jobs
+    job_id, user, state, node_name = jobs[0].split()
+    assert (user, state) == ("alice", "RUNNING")
+    assert node_name == node.check_output("hostname")
+
+    status = alice.server_api("GET", "/status")
+    assert status.status_code == 200
+    assert "last_activity" in status.json()
+
+    assert alice.execute("1+1") == "2"
+    where = alice.execute("import os, sys; print(sys.prefix, os.environ['JUPYTER_RUNTIME_DIR'], os.uname()[1])")
+    prefix, runtime_dir, host = where.split()
+    assert prefix == "/opt/jupyterhub/user"
+    assert runtime_dir == f"/tmp/jupyter-{job_id}"
+    assert host == node_name
+
+    alice.stop_server()
+    assert squeue(hub, "alice") == []

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh Debian 12 machine, idempotently:
+# Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle), a running Docker daemon,
+# the controller virtualenv (.venv, pinned requirements-dev.txt), the systemd base image, and the offline
+# wheelhouse + proxy bundle the hosts install from. Run as root (or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+need_pkgs=()
+command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+command -v docker >/dev/null || need_pkgs+=(docker.io)
+command -v debootstrap >/dev/null || need_pkgs+=(debootstrap debian-archive-keyring)
+command -v npm >/dev/null || need_pkgs+=(npm)
+command -v git >/dev/null || need_pkgs+=(git)
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3 python3-venv)
+command -v iptables >/dev/null || need_pkgs+=(iptables)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "apt-get install ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" ca-certificates >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting the Docker daemon"
+  if [ -d /run/systemd/system ]; then
+    systemctl start docker
+  else
+    # No init system (CI, containers): run dockerd in the background.
+    nohup dockerd >/var/log/jupyterhub-hpc-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/jupyterhub-hpc-dockerd.log" >&2; exit 1; }
+fi
+
+# The controller's Python: the interpreter on PATH (or PYTHON), >= 3.11.
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
+  log "controller virtualenv (.venv)"
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  cp requirements-dev.txt .venv/.requirements-dev.txt
+fi
+
+log "systemd image"
+bash scripts/build-images.sh
+log "offline wheelhouse and proxy bundle"
+PIP=.venv/bin/pip bash scripts/build-wheelhouse.sh

@@ -1,0 +1,383 @@
+"""Unit tests of the resource rules (filter_plugins/hpc_resources.py), with the exact messages users and
+operators read."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hpc_resources import (
+    FilterModule,
+    ResourceError,
+    fitting_node_types,
+    format_slurm_time,
+    gpu_choices,
+    parse_memory_mb,
+    parse_walltime_minutes,
+    validate_cluster,
+    validate_request,
+)
+
+
+def cluster() -> dict[str, Any]:
+    """A small Fir-like model: CPU nodes, large-memory nodes, GPU nodes with a MIG slice."""
+    return {
+        "name": "fir",
+        "display_name": "Fir",
+        "max_walltime": "168h",
+        "account_prefixes": ["def-", "rrg-"],
+        "node_types": {
+            "cpu": {"count": 864, "cores": 192, "memory": 768000},
+            "largemem": {"count": 8, "cores": 192, "memory": 6144000},
+            "gpu": {
+                "count": 160,
+                "cores": 48,
+                "memory": 1152000,
+                "gpus": {
+                    "h100": {"per_node": 4, "cores": 12, "memory": "280G"},
+                    "h100_1g.10gb": {"per_node": 28, "cores": 1, "memory": "35G", "mig_of": "h100"},
+                },
+            },
+        },
+        "form": {
+            "time": {"min": 0.5, "default": 1, "max": 24},
+            "cores": {"min": 1, "default": 1, "max": 192},
+            "memory": {"min": 1000, "default": 4000, "max": 6144000},
+            "gpus": {"max": 2, "types": ["h100", "h100_1g.10gb"]},
+            "interfaces": ["lab", "notebook", "terminal"],
+            "default_interface": "lab",
+        },
+    }
+
+
+def problems_of(func: Any, *args: Any) -> list[str]:
+    with pytest.raises(ResourceError) as err:
+        func(*args)
+    return err.value.problems
+
+
+# -- units -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "mb"),
+    [(4000, 4000), ("4000", 4000), ("4000M", 4000), ("4G", 4096), ("4 GB", 4096), ("1.5G", 1536), ("1T", 1048576)],
+)
+def test_memory_units(value: Any, mb: int) -> None:
+    assert parse_memory_mb(value) == mb
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("lots", "memory: 'lots' is not a memory size (examples: 4000, '4000M', '4G')"),
+        (0, "memory: 0 must be more than 0 MB"),
+        ("1.5K", "memory: '1.5K' is not a whole number of MB"),
+        (True, "memory: True is not a memory size (examples: 4000, '4000M', '4G')"),
+    ],
+)
+def test_memory_errors(value: Any, message: str) -> None:
+    assert problems_of(parse_memory_mb, value) == [message]
+
+
+@pytest.mark.parametrize(
+    ("value", "minutes"),
+    [
+        (1, 60),
+        (0.5, 30),
+        ("3", 180),
+        ("90m", 90),
+        ("3h", 180),
+        ("7d", 10080),
+        ("168h", 10080),
+        ("1-12:00:00", 2160),
+        ("02:30:00", 150),
+        ("10:30", 11),
+        ("2-00", 2880),
+    ],
+)
+def test_walltime_units(value: Any, minutes: int) -> None:
+    assert parse_walltime_minutes(value) == minutes
+
+
+def test_walltime_errors() -> None:
+    assert problems_of(parse_walltime_minutes, "soon") == [
+        "time: 'soon' is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')"
+    ]
+    assert problems_of(parse_walltime_minutes, -1) == ["time: -1 must be longer than 0 minutes"]
+    assert problems_of(parse_walltime_minutes, 0.001) == ["time: 0.001 is not a whole number of minutes"]
+
+
+@pytest.mark.parametrize(("minutes", "text"), [(30, "00:30:00"), (60, "01:00:00"), (1500, "1-01:00:00")])
+def test_slurm_time(minutes: int, text: str) -> None:
+    assert format_slurm_time(minutes) == text
+
+
+# -- the cluster model -------------------------------------------------------------------------------------
+def test_valid_cluster_is_normalized() -> None:
+    model = validate_cluster(cluster())
+    assert model["max_walltime_minutes"] == 10080
+    assert model["node_types"]["gpu"]["gpus"]["h100"]["memory_mb"] == 286720
+    assert model["form"]["time"] == {"min": 30, "default": 60, "max": 1440}
+    assert model["form"]["gpus"] == {"types": ["h100", "h100_1g.10gb"], "max": 2}
+
+
+def broken(path: list[str], value: Any) -> dict[str, Any]:
+    model = copy.deepcopy(cluster())
+    target = model
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return model
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ["form", "cores", "default"],
+            300,
+            "hpc_cluster.form.cores.default: 300 is outside [1, 192]",
+        ),
+        (
+            ["form", "cores", "max"],
+            256,
+            "hpc_cluster.form.cores.max: 256 is above the largest node type's cores (192, node type 'cpu')",
+        ),
+        (
+            ["form", "memory", "max"],
+            "8T",
+            "hpc_cluster.form.memory.max: 8388608 MB is above the largest node type's memory "
+            "(6144000 MB, node type 'largemem')",
+        ),
+        (
+            ["form", "time", "max"],
+            "200h",
+            "hpc_cluster.form.time.max: '200h' (200 h) is above hpc_cluster.max_walltime (168 h)",
+        ),
+        (
+            ["form", "gpus", "types"],
+            ["a100"],
+            "hpc_cluster.form.gpus.types[0]: 'a100' is on no node type (known GPU types: h100, h100_1g.10gb)",
+        ),
+        (
+            ["form", "interfaces"],
+            ["lab", "vscode"],
+            "hpc_cluster.form.interfaces[1]: 'vscode' is not one of lab, notebook, terminal",
+        ),
+        (
+            ["form", "default_interface"],
+            "terminal2",
+            "hpc_cluster.form.default_interface: 'terminal2' is not in hpc_cluster.form.interfaces",
+        ),
+        (
+            ["node_types", "gpu", "gpus", "h100_1g.10gb", "cores"],
+            13,
+            "hpc_cluster.node_types.gpu.gpus.h100_1g.10gb.cores: 13 is above the 12 cores recommended for a full "
+            "h100 GPU",
+        ),
+        (
+            ["node_types", "gpu", "gpus", "h100_1g.10gb", "mig_of"],
+            "a100",
+            "hpc_cluster.node_types.gpu.gpus.h100_1g.10gb.mig_of: 'a100' is not a full GPU type of this node type",
+        ),
+        (
+            ["node_types", "cpu", "memory"],
+            "much",
+            "hpc_cluster.node_types.cpu.memory: 'much' is not a memory size (examples: 4000, '4000M', '4G')",
+        ),
+        (
+            ["account_prefixes"],
+            ["def-", "bad prefix"],
+            "hpc_cluster.account_prefixes[1]: 'bad prefix' is not an account prefix",
+        ),
+        (
+            ["form", "partition"],
+            "cpu; rm -rf /",
+            "hpc_cluster.form.partition: 'cpu; rm -rf /' is not a Slurm partition list",
+        ),
+    ],
+)
+def test_inconsistent_cluster_names_path_value_and_limit(path: list[str], value: Any, message: str) -> None:
+    assert message in problems_of(validate_cluster, broken(path, value))
+
+
+def test_gpu_count_above_node() -> None:
+    model = broken(["form", "gpus", "types"], ["h100"])
+    model["form"]["gpus"]["max"] = 5
+    assert problems_of(validate_cluster, model) == [
+        "hpc_cluster.form.gpus.max: 5 is above the most GPUs of one type on a node (4)"
+    ]
+
+
+def test_gpus_that_cannot_share_a_node() -> None:
+    model = broken(["node_types", "gpu", "gpus", "h100", "cores"], 16)
+    assert problems_of(validate_cluster, model) == [
+        "hpc_cluster.node_types.gpu.gpus.h100: 4 GPUs x 16 recommended cores = 64, above the node type's 48 cores"
+    ]
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    model = broken(["form", "cores", "max"], 256)
+    model["max_walltime"] = "forever"
+    assert problems_of(validate_cluster, model) == [
+        "hpc_cluster.max_walltime: 'forever' is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')",
+        "hpc_cluster.form.cores.max: 256 is above the largest node type's cores (192, node type 'cpu')",
+    ]
+
+
+def test_default_request_must_fit_a_node() -> None:
+    model = cluster()
+    model["node_types"] = {"small": {"cores": 2, "memory": 2000}}
+    model["form"]["cores"] = {"min": 1, "default": 1, "max": 2}
+    model["form"]["memory"] = {"min": 1000, "default": 4000, "max": 4000}
+    model["form"]["gpus"] = {}
+    problems = problems_of(validate_cluster, model)
+    assert (
+        "hpc_cluster.form.memory.max: 4000 MB is above the largest node type's memory (2000 MB, node type 'small')"
+        in (problems)
+    )
+
+
+def test_custom_variable_path() -> None:
+    assert problems_of(validate_cluster, broken(["form", "cores", "max"], 256), "site.cluster")[0].startswith(
+        "site.cluster.form.cores.max: 256"
+    )
+
+
+# -- users' requests
+CHOICES = "h100:1, h100:2, h100_1g.10gb:1, h100_1g.10gb:2"
+
+
+def test_defaults_when_nothing_is_chosen() -> None:
+    request = validate_request({}, cluster())
+    assert request == {
+        "account": "",
+        "time_minutes": 60,
+        "runtime": "01:00:00",
+        "cores": 1,
+        "nprocs": "1",
+        "memory_mb": 4000,
+        "memory": "4000M",
+        "gpu_type": "",
+        "gpu_count": 0,
+        "gpus": "",
+        "partition": "",
+        "interface": "lab",
+        "default_url": "/lab",
+        "node_types": ["cpu", "gpu", "largemem"],
+    }
+
+
+def test_form_values_as_lists_of_strings() -> None:
+    request = validate_request(
+        {
+            "account": ["def-alice"],
+            "time": ["2.5"],
+            "cores": ["8"],
+            "memory": ["16000"],
+            "gpu": ["h100:1"],
+            "interface": ["notebook"],
+        },
+        cluster(),
+        ["def-alice", "rrg-bob"],
+    )
+    assert (request["runtime"], request["nprocs"], request["memory"], request["gpus"], request["account"]) == (
+        "02:30:00",
+        "8",
+        "16000M",
+        "h100:1",
+        "def-alice",
+    )
+    assert request["default_url"] == "/tree"
+    assert request["node_types"] == ["gpu"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cores": "193"}, "Cores: 193 is above the maximum of 192"),
+        ({"cores": "0"}, "Cores: 0 is below the minimum of 1"),
+        ({"cores": "two"}, "Cores: 'two' is not a whole number"),
+        ({"time": "25"}, "Time (hours): 25 is above the maximum of 24"),
+        ({"time": "0.25"}, "Time (hours): 0.25 is below the minimum of 0.5"),
+        ({"memory": "9000000"}, "Memory (MB): 9000000 is above the maximum of 6144000"),
+        (
+            {"gpu": "a100:1"},
+            "GPU: 'a100:1' is not offered (choices: none, " + CHOICES + ")",
+        ),
+        (
+            {"gpu": "h100:1;id"},
+            "GPU: 'h100:1;id' is not offered (choices: none, " + CHOICES + ")",
+        ),
+        ({"interface": "vscode"}, "User interface: 'vscode' is not one of lab, notebook, terminal"),
+        ({"account": "abc-x"}, "Account: 'abc-x' does not start with one of def-, rrg-"),
+        ({"account": "def-x$(id)"}, "Account: 'def-x$(id)' is not a valid account name"),
+        ({"prologue": "rm -rf ~"}, "Unknown option(s): prologue"),
+        ({"cores": ["1", "2"]}, "Cores: expected one value, got 2"),
+    ],
+)
+def test_request_errors_name_field_value_and_limit(options: dict[str, Any], message: str) -> None:
+    assert problems_of(validate_request, options, cluster()) == [message]
+
+
+def test_account_must_be_the_users_own() -> None:
+    assert problems_of(validate_request, {"account": "def-bob"}, cluster(), ["def-alice"]) == [
+        "Account: 'def-bob' is not one of your accounts (def-alice)"
+    ]
+    assert problems_of(validate_request, {}, cluster(), ["def-alice", "rrg-alice"]) == [
+        "Account: choose one of your accounts (def-alice, rrg-alice)"
+    ]
+
+
+def test_cross_field_fit_on_one_node() -> None:
+    # Each value is within its own maximum, but no node has 64 cores and an H100 together.
+    assert problems_of(validate_request, {"cores": "64", "gpu": "h100:1"}, cluster()) == [
+        "No node of Fir can give 64 cores, 4000 MB and 1 x h100 GPU together (node types: cpu: 192 cores, "
+        "768000 MB; gpu: 48 cores, 1152000 MB, 4 x h100, 28 x h100_1g.10gb; largemem: 192 cores, 6144000 MB)"
+    ]
+    # 1 TB with 192 cores: only the large-memory nodes can.
+    assert validate_request({"cores": "192", "memory": "1000000"}, cluster())["node_types"] == ["largemem"]
+
+
+def test_gpu_recommendation_is_enforced() -> None:
+    assert problems_of(validate_request, {"gpu": "h100:1", "cores": "24", "memory": "300000"}, cluster()) == [
+        "Cores: 24 is above the 12 recommended for 1 x h100",
+        "Memory (MB): 300000 is above the 286720 recommended for 1 x h100",
+    ]
+    assert validate_request({"gpu": "h100:2", "cores": "24"}, cluster())["gpus"] == "h100:2"
+
+
+def test_several_problems_are_reported_together() -> None:
+    assert problems_of(validate_request, {"cores": "500", "time": "48", "interface": "x"}, cluster()) == [
+        "Time (hours): 48 is above the maximum of 24",
+        "Cores: 500 is above the maximum of 192",
+        "User interface: 'x' is not one of lab, notebook, terminal",
+    ]
+
+
+def test_fitting_node_types_and_gpu_choices() -> None:
+    assert fitting_node_types(cluster(), 48, 1000000, "h100", 4) == ["gpu"]
+    assert fitting_node_types(cluster(), 1, 1000, "h100", 5) == []
+    assert [c["value"] for c in gpu_choices(cluster())] == ["h100:1", "h100:2", "h100_1g.10gb:1", "h100_1g.10gb:2"]
+
+
+# -- as Ansible filters ------------------------------------------------------------------------------------
+def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
+    from ansible.errors import AnsibleFilterError
+
+    filters = FilterModule().filters()
+    assert filters["hpc_memory_mb"]("4G") == 4096
+    with pytest.raises(AnsibleFilterError) as err:
+        filters["hpc_validate_cluster"](broken(["form", "cores", "max"], 256))
+    assert err.value.message == (
+        "hpc_cluster.form.cores.max: 256 is above the largest node type's cores (192, node type 'cpu')"
+    )
+    assert sorted(filters) == [
+        "hpc_fitting_node_types",
+        "hpc_gpu_choices",
+        "hpc_memory_mb",
+        "hpc_slurm_time",
+        "hpc_validate_cluster",
+        "hpc_validate_request",
+        "hpc_walltime_minutes",
+    ]
