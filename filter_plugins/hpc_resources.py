@@ -53,11 +53,12 @@ LABELS: dict[str, str] = {
     "interface": "User interface",
 }
 
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?\s*$", re.IGNORECASE)
+# ASCII digits only: str.isdigit() and \d accept characters like '²' that int() refuses.
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?\s*$", re.IGNORECASE | re.ASCII)
 _MEMORY_FACTORS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$", re.IGNORECASE | re.ASCII)
 _DURATION_FACTORS = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
-_SLURM_TIME_RE = re.compile(r"^\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*$")
+_SLURM_TIME_RE = re.compile(r"^\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*$", re.ASCII)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PARTITION_RE = re.compile(r"^[A-Za-z0-9_,-]*$")
@@ -152,7 +153,7 @@ class _Problems:
 
 
 def _int(value: Any, field: str, minimum: int = 1) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ResourceError(f"{field}: {value!r} is not a whole number")

@@ -381,3 +381,9 @@ def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
         "hpc_validate_request",
         "hpc_walltime_minutes",
     ]
+
+
+def test_non_ascii_digits_are_refused_cleanly() -> None:
+    # Found by the property tests: '²'.isdigit() is True, but int('²') raises a bare ValueError.
+    assert problems_of(validate_request, {"cores": "²"}, cluster()) == ["Cores: '²' is not a whole number"]
+    assert problems_of(parse_memory_mb, "٣G") == ["memory: '٣G' is not a memory size (examples: 4000, '4000M', '4G')"]

@@ -1,0 +1,116 @@
+"""The inventories through Ansible itself: the preflight accepts the reference clusters and refuses broken
+copies with the variable named; the rendered spawner configuration matches its golden file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTERS = ("fir", "narval", "rorqual", "demo")
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    return subprocess.run(
+        # The ansible-playbook installed beside this Python (the controller virtualenv), whatever PATH says.
+        [str(Path(sys.executable).parent / "ansible-playbook"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_reference_inventories_pass_the_preflight(cluster: str) -> None:
+    run = ansible_playbook("-i", f"inventories/{cluster}", "playbooks/preflight.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "failed=0" in run.stdout
+
+
+def broken_copy(tmp_path: Path, cluster: str, old: str, new: str) -> Path:
+    inventory = tmp_path / cluster
+    shutil.copytree(ROOT / "inventories" / cluster, inventory, symlinks=False)
+    model = inventory / "group_vars" / "all" / "cluster.yml"
+    text = model.read_text()
+    assert old in text
+    model.write_text(text.replace(old, new))
+    return inventory
+
+
+@pytest.mark.parametrize(
+    ("cluster", "old", "new", "message"),
+    [
+        (
+            "fir",
+            "cores: {min: 1, default: 1, max: 48}",
+            "cores: {min: 1, default: 1, max: 256}",
+            "hpc_cluster.form.cores.max: 256 is above the largest node type's cores (192, node type 'cpu')",
+        ),
+        (
+            "narval",
+            "time: {min: 0.5, default: 1, max: 24}",
+            "time: {min: 0.5, default: 1, max: 200}",
+            "hpc_cluster.form.time.max: 200 (200 h) is above hpc_cluster.max_walltime (168 h)",
+        ),
+        (
+            "rorqual",
+            "h100_1g.10gb: {per_node: 28, cores: 2,",
+            "h100_1g.10gb: {per_node: 28, cores: 20,",
+            "hpc_cluster.node_types.gpu.gpus.h100_1g.10gb.cores: 20 is above the 16 cores recommended for a full "
+            "h100 GPU",
+        ),
+        (
+            "fir",
+            "gpus: {max: 1, types: [h100,",
+            "gpus: {max: 1, types: [a100, h100,",
+            "hpc_cluster.form.gpus.types[0]: 'a100' is on no node type",
+        ),
+    ],
+)
+def test_broken_inventory_fails_the_preflight_of_site_yml_in_check_mode(
+    tmp_path: Path, cluster: str, old: str, new: str, message: str
+) -> None:
+    inventory = broken_copy(tmp_path, cluster, old, new)
+    run = ansible_playbook("--check", "-i", str(inventory), "site.yml")
+    assert run.returncode != 0
+    assert f"{inventory}: the cluster model is inconsistent, nothing was deployed" in run.stdout
+    assert message in run.stdout
+    # It stopped in the preflight: no task ran on the hub.
+    assert "PLAY [JupyterHub on Slurm]" not in run.stdout
+
+
+def test_missing_project_defaults_link_is_reported(tmp_path: Path) -> None:
+    inventory = tmp_path / "fir"
+    shutil.copytree(ROOT / "inventories" / "fir", inventory, symlinks=True)
+    (inventory / "group_vars" / "all" / "00-project.yml").unlink()
+    run = ansible_playbook("-i", str(inventory), "playbooks/preflight.yml")
+    assert run.returncode != 0
+    assert "group_vars/all/00-project.yml is missing" in run.stdout
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_rendered_spawner_configuration_matches_golden_file(tmp_path: Path, cluster: str) -> None:
+    (tmp_path / "jupyterhub_config.d").mkdir()
+    run = ansible_playbook(
+        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    rendered = (tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text()
+    golden = GOLDEN / f"{cluster}.batchspawner.json"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text(), f"rendered differs from {golden} (UPDATE_GOLDEN=1 rewrites it)"
