@@ -24,6 +24,7 @@ pytest -q tests
 scenarios=${MOLECULE_SCENARIOS:-$(cd molecule && for d in */molecule.yml; do dirname "$d"; done)}
 for s in $scenarios; do
   phase "molecule test -s $s"
-  molecule test -s "$s"
+  # phase_times.py passes the output through and ends with how long each action (check, converge, ...) took.
+  molecule test -s "$s" 2>&1 | python scripts/phase_times.py
 done
 phase "all tests passed"
