@@ -450,13 +450,15 @@ def validate_request(
 
     # Account
     account = field("account")
-    account = "" if _blank(account) else account
     prefixes = model["account_prefixes"]
+    if _blank(account):
+        account = ""
+    elif not isinstance(account, str) or not _ACCOUNT_RE.match(account):
+        # Found by the property tests: a falsy non-string (0, -0.0, False) must not slip through as "no account".
+        problems.add(f"Account: {account!r} is not a valid account name")
+        account = ""
     if account:
-        if not isinstance(account, str) or not _ACCOUNT_RE.match(account):
-            problems.add(f"Account: {account!r} is not a valid account name")
-            account = ""
-        elif prefixes and not account.startswith(tuple(prefixes)):
+        if prefixes and not account.startswith(tuple(prefixes)):
             problems.add(f"Account: {account!r} does not start with one of {', '.join(prefixes)}")
         elif accounts is not None and account not in accounts:
             problems.add(

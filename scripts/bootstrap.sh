@@ -39,8 +39,9 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
   log "controller virtualenv (.venv)"
   "$PY" -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  # (the grep only hides pip's notes about this machine's unused extra index folders; pip's own exit status counts)
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
   cp requirements-dev.txt .venv/.requirements-dev.txt
 fi
 

@@ -24,7 +24,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/wheels"
 for lock in environments/*.lock.txt; do
   "$pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes \
-    -r "$lock" -d "$tmp/wheels"
+    -r "$lock" -d "$tmp/wheels" 2>&1 | { grep -v '^WARNING: Location' || true; }
 done
 cp environments/*.lock.txt "$tmp/wheels/"
 det_tar "$out/wheelhouse.tar" "$tmp/wheels"

@@ -387,3 +387,11 @@ def test_non_ascii_digits_are_refused_cleanly() -> None:
     # Found by the property tests: '²'.isdigit() is True, but int('²') raises a bare ValueError.
     assert problems_of(validate_request, {"cores": "²"}, cluster()) == ["Cores: '²' is not a whole number"]
     assert problems_of(parse_memory_mb, "٣G") == ["memory: '٣G' is not a memory size (examples: 4000, '4000M', '4G')"]
+
+
+@pytest.mark.parametrize("value", [-0.0, 0, False, 12])
+def test_non_string_account_is_refused(value: Any) -> None:
+    # Found by the property tests: -0.0 is falsy, and once passed through as the account.
+    assert problems_of(validate_request, {"account": value}, cluster()) == [
+        f"Account: {value!r} is not a valid account name"
+    ]

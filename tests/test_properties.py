@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -126,12 +127,15 @@ def test_arbitrary_strings_never_reach_the_job_script(name: str) -> None:
 def render_job_script(request: dict[str, Any]) -> str:
     """The role's job-script template, rendered as Ansible then batchspawner do (two Jinja passes)."""
     source = (ROOT / "roles" / "batchspawner" / "templates" / "batch_script.sh.j2").read_text()
-    ansible_pass = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source)
+    ansible_env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    ansible_env.filters["quote"] = shlex.quote  # Ansible's filter of that name
+    ansible_pass = ansible_env.from_string(source)
     script = ansible_pass.render(
         batchspawner_job_output=".jupyterhub-slurm-%j.log",
         batchspawner_runtime_dir="/tmp/jupyter-${SLURM_JOB_ID}",
         jupyterhub_user_env="/opt/jupyterhub/user",
         batchspawner_job_prologue="",
+        batchspawner_job_env_init=["/etc/profile.d/lmod.sh"],
     )
     return (
         jinja2.Environment()

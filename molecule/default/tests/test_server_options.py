@@ -102,3 +102,16 @@ def test_valid_form_request_is_submitted_exactly(alice: HubClient, hub: Host) ->
     assert landing.headers["location"].split("?")[0].endswith("/user/alice/tree")
     alice.stop_server()
     assert squeue_of(hub, "alice") == []
+
+
+@pytest.mark.parametrize(("interface", "page"), [("terminal", "/terminals/1"), ("lab", "/lab")])
+def test_interface_lands_on_its_page(alice: HubClient, interface: str, page: str) -> None:
+    resp = alice.start_server({"account": "def-alice", "interface": interface})
+    assert resp.status_code in (201, 202), resp.text
+    alice.wait_until_ready(timeout=120)
+    auth = {"Authorization": f"token {alice.token}"}
+    landing = alice.session.get(alice.url("/user/alice/"), headers=auth, allow_redirects=False, timeout=60)
+    assert landing.headers["location"].split("?")[0] == f"/user/alice{page}"
+    shown = alice.session.get(alice.url(f"/user/alice{page}"), headers=auth, timeout=60)
+    assert shown.status_code == 200
+    alice.stop_server()

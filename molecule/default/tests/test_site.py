@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 from conftest import squeue_of as squeue
 from hubclient import HubClient
@@ -86,3 +87,29 @@ def test_user_gets_a_slurm_job_and_computes(alice: HubClient, hub: Host, node: H
 
     alice.stop_server()
     assert squeue(hub, "alice") == []
+
+
+def test_hosts_have_no_route_out(hub: Host) -> None:
+    """The scenario network is internal (Docker drops all traffic between it and the outside), so the deploy
+    above installed everything from the controller's wheelhouse and bundles, with no package index reachable."""
+    networks = subprocess.run(
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+            "jhub-mol-hub",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert networks == ["jhub-mol-net"]
+    internal = subprocess.run(
+        ["docker", "network", "inspect", "-f", "{{.Internal}}", "jhub-mol-net"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert internal == "true"
+    assert hub.run("/opt/jupyterhub/user/bin/pip config list").stdout.strip() == ""

@@ -1,0 +1,74 @@
+"""Kernels declared in the inventory appear in the user's server and run inside their environments."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from conftest import squeue_of
+from hubclient import HubClient
+from testinfra.host import Host
+
+
+def normalize(requirement: str) -> str:
+    name, _, version = requirement.partition("==")
+    return re.sub(r"[-_.]+", "-", name).lower() + "==" + version
+
+
+@pytest.fixture(scope="module")
+def running(base_url: str, hub: Host) -> Iterator[HubClient]:
+    client = HubClient(base_url)
+    assert client.login("bob", "bob-demo").status_code == 302
+    client.create_token()
+    resp = client.start_server({"account": "def-bob"})
+    assert resp.status_code in (201, 202), resp.text
+    client.wait_until_ready(timeout=120)
+    yield client
+    client.stop_server()
+    assert squeue_of(hub, "bob") == []
+
+
+def test_declared_kernels_are_listed(running: HubClient) -> None:
+    specs = running.server_api("GET", "/kernelspecs").json()["kernelspecs"]
+    assert set(specs) == {"python3", "demo-tools", "analysis"}
+    assert specs["demo-tools"]["spec"]["display_name"] == "Python 3 (module demo-tools/1.0)"
+    assert specs["demo-tools"]["spec"]["env"] == {"JUPYTERHUB_HPC_KERNEL": "demo-tools"}
+    assert specs["analysis"]["spec"]["display_name"] == "Python 3 (analysis environment)"
+
+
+def test_lmod_kernel_runs_with_its_module_loaded(running: HubClient) -> None:
+    code = (
+        "import os, subprocess, sys; "
+        "print(os.environ.get('DEMO_TOOLS_VERSION'), os.environ.get('JUPYTERHUB_HPC_KERNEL'), "
+        "subprocess.run(['demo-tools'], capture_output=True, text=True).stdout.strip().replace(' ', '_'), sys.prefix)"
+    )
+    assert running.execute(code, kernel_name="demo-tools").split() == [
+        "1.0",
+        "demo-tools",
+        "demo-tools_1.0",
+        "/opt/jupyterhub/user",
+    ]
+
+
+def test_environment_kernel_runs_in_its_environment(running: HubClient) -> None:
+    out = running.execute("import sys, os; print(sys.prefix, os.environ.get('DEMO_TOOLS_VERSION'))", "analysis")
+    assert out.split() == ["/opt/jupyterhub/analysis", "None"]
+
+
+def test_default_kernel_is_the_users_environment(running: HubClient) -> None:
+    assert running.execute("import sys; print(sys.prefix)", "python3").strip() == "/opt/jupyterhub/user"
+
+
+def test_environments_are_separate_and_read_only(hub: Host) -> None:
+    for env in ("hub", "user", "analysis"):
+        assert hub.file(f"/opt/jupyterhub/{env}/bin/python").exists
+        assert hub.file(f"/opt/jupyterhub/{env}.lock.txt").user == "root"
+    frozen = hub.check_output("/opt/jupyterhub/analysis/bin/pip freeze --all --exclude pip --exclude setuptools")
+    locked = [
+        line.split()[0]
+        for line in hub.file("/opt/jupyterhub/analysis.lock.txt").content_string.splitlines()
+        if "==" in line
+    ]
+    assert sorted(map(normalize, frozen.split())) == sorted(map(normalize, locked))
+    assert "jupyterlab" not in frozen.lower()
