@@ -1,0 +1,64 @@
+"""Faults a production hub meets: its own restart, a cancelled job, and secrets that must not leak."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from conftest import squeue_of
+from hubclient import HubClient
+from testinfra.host import Host
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.5) -> float:
+    """Seconds until predicate() is true; raises after timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except Exception:  # the service is restarting: keep trying
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def test_running_server_survives_a_hub_restart(alice: HubClient, hub: Host) -> None:
+    assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
+    alice.wait_until_ready(timeout=120)
+    (job_before,) = squeue_of(hub, "alice")
+    hub.check_output("systemctl restart jupyterhub")
+    took = wait_for(lambda: alice.server_api("GET", "/status").status_code == 200, timeout=10)
+    print(f"server answered through the proxy {took:.2f} s after the hub restart")
+    wait_for(lambda: alice.user_model()["servers"][""]["ready"], timeout=30)
+    assert squeue_of(hub, "alice") == [job_before]  # the same job: nothing was resubmitted
+    assert alice.execute("6*7") == "42"
+    alice.stop_server()
+
+
+def test_cancelled_job_is_noticed_and_user_can_start_again(alice: HubClient, hub: Host) -> None:
+    assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
+    alice.wait_until_ready(timeout=120)
+    ((job_id, *_),) = (line.split() for line in squeue_of(hub, "alice"))
+    hub.check_output(f"scancel {job_id}")
+    took = wait_for(lambda: not alice.user_model()["servers"], timeout=45, interval=1)
+    print(f"hub marked the server stopped {took:.1f} s after scancel")
+    assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
+    alice.wait_until_ready(timeout=120)
+    alice.stop_server()
+
+
+def test_secrets_stay_out_of_logs_and_users_servers(alice: HubClient, hub: Host) -> None:
+    cookie_secret = hub.file("/var/lib/jupyterhub/jupyterhub_cookie_secret").content_string.strip()
+    proxy_token = hub.file("/etc/configurable-http-proxy/auth.env").content_string.strip().split("=", 1)[1]
+    assert len(cookie_secret) == 64 and len(proxy_token) == 64
+    journal = hub.check_output("journalctl --no-pager -u jupyterhub -u configurable-http-proxy")
+    assert cookie_secret not in journal
+    assert proxy_token not in journal
+    assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
+    alice.wait_until_ready(timeout=120)
+    env = alice.execute("import os; print(sorted(os.environ))")
+    assert "CONFIGPROXY_AUTH_TOKEN" not in env
+    values = alice.execute("import os; print(' '.join(os.environ.values()))")
+    assert proxy_token not in values and cookie_secret not in values
+    alice.stop_server()
