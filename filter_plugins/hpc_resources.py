@@ -289,20 +289,15 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
             f"{form_path}.time.max: {form_spec['time']['max']!r} ({_hours(time['max'])}) is above "
             f"{path}.max_walltime ({_hours(max_walltime)})"
         )
-    if node_types and cores:
-        biggest = max(node_types.items(), key=lambda item: item[1]["cores"])
-        if cores["max"] > biggest[1]["cores"]:
-            problems.add(
-                f"{form_path}.cores.max: {cores['max']} is above the largest node type's cores "
-                f"({biggest[1]['cores']}, node type '{biggest[0]}')"
-            )
-    if node_types and memory:
-        biggest = max(node_types.items(), key=lambda item: item[1]["memory_mb"])
-        if memory["max"] > biggest[1]["memory_mb"]:
-            problems.add(
-                f"{form_path}.memory.max: {memory['max']} MB is above the largest node type's memory "
-                f"({biggest[1]['memory_mb']} MB, node type '{biggest[0]}')"
-            )
+    # Each maximum within what the largest node type has.
+    for key, bounds, attr, unit in (("cores", cores, "cores", ""), ("memory", memory, "memory_mb", " MB")):
+        if node_types and bounds:
+            biggest, node = max(node_types.items(), key=lambda item: item[1][attr])
+            if bounds["max"] > node[attr]:
+                problems.add(
+                    f"{form_path}.{key}.max: {bounds['max']}{unit} is above the largest node type's {key} "
+                    f"({node[attr]}{unit}, node type '{biggest}')"
+                )
 
     gpu_spec = problems.guard(_mapping, form_spec.get("gpus", {}), f"{form_path}.gpus", default={})
     gpu_types_raw = gpu_spec.get("types", [])
