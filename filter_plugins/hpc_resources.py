@@ -448,21 +448,21 @@ def validate_request(
     prefixes = model["account_prefixes"]
     if _blank(account):
         account = ""
+        if accounts and len(accounts) == 1:
+            account = accounts[0]
+        elif accounts:
+            problems.add(f"Account: choose one of your accounts ({', '.join(accounts)})")
     elif not isinstance(account, str) or not _ACCOUNT_RE.match(account):
         # Found by the property tests: a falsy non-string (0, -0.0, False) must not slip through as "no account".
         problems.add(f"Account: {account!r} is not a valid account name")
         account = ""
-    if account:
+    else:
         if prefixes and not account.startswith(tuple(prefixes)):
             problems.add(f"Account: {account!r} does not start with one of {', '.join(prefixes)}")
         elif accounts is not None and account not in accounts:
             problems.add(
                 f"Account: {account!r} is not one of your accounts ({', '.join(accounts) if accounts else 'none'})"
             )
-    elif accounts and len(accounts) == 1:
-        account = accounts[0]
-    elif accounts:
-        problems.add(f"Account: choose one of your accounts ({', '.join(accounts)})")
 
     # Time, cores, memory: the form's default when absent, its bounds when present.
     def bounded(key: str, parse: Callable[[Any, str], int], unit: Callable[[int], str]) -> int | None:

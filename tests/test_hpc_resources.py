@@ -395,3 +395,10 @@ def test_non_string_account_is_refused(value: Any) -> None:
     assert problems_of(validate_request, {"account": value}, cluster()) == [
         f"Account: {value!r} is not a valid account name"
     ]
+
+
+def test_invalid_account_is_one_problem_even_with_an_account_list() -> None:
+    # A regression caught by the Molecule run: the invalid name also produced "choose one of your accounts".
+    assert problems_of(validate_request, {"account": "def-a; id"}, cluster(), ["def-a", "rrg-b"]) == [
+        "Account: 'def-a; id' is not a valid account name"
+    ]

@@ -72,3 +72,9 @@ def test_environments_are_separate_and_read_only(hub: Host) -> None:
     ]
     assert sorted(map(normalize, frozen.split())) == sorted(map(normalize, locked))
     assert "jupyterlab" not in frozen.lower()
+
+
+def test_environment_built_from_an_lmod_python_module(hub: Host) -> None:
+    cfg = hub.file("/opt/jupyterhub/analysis/pyvenv.cfg").content_string
+    assert "home = /opt/demo-modules/software/python/3.11/bin" in cfg
+    assert "home = /usr/bin" in hub.file("/opt/jupyterhub/user/pyvenv.cfg").content_string

@@ -16,14 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import html
+import posixpath
+import re
 import shlex
 import time
 from typing import Any, ClassVar
 
 import hpc_resources as rules
 from batchspawner import SlurmSpawner
+from batchspawner.batchspawner import JobStatus
 from tornado import web
 from traitlets import Dict, Float, Unicode, default
+
+
+class JobEndedEarly(Exception):
+    """The job ended while its server was starting."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
@@ -39,6 +50,18 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     accounts_cache_seconds = Float(300.0, help="How long a user's account list is reused.").tag(config=True)
 
     req_gpus = Unicode("", help="--gpus-per-node value (<type>:<count>), set from the form.").tag(config=True)
+
+    job_output = Unicode(
+        ".jupyterhub-slurm-%j.log",
+        help="The job's output file (--output), relative to the user's home; its tail is shown if the job dies.",
+    ).tag(config=True)
+
+    output_tail_cmd = Unicode(
+        "/usr/bin/tail -n 30 -- {path}",
+        help="Reads the end of the job's output, run as the user with exec_prefix. Empty: do not show it.",
+    ).tag(config=True)
+
+    job_watch_interval = Float(2.0, help="Seconds between checks that a starting job is still there.").tag(config=True)
 
     _accounts_cache: ClassVar[dict[str, tuple[float, list[str] | None]]] = {}
 
@@ -176,6 +199,71 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             request["interface"],
             ",".join(request["node_types"]),
         )
+
+    # -- failures users can act on --------------------------------------------------------------------------
+    async def submit_batch_script(self) -> Any:
+        """Submit; if Slurm refuses, say so with Slurm's own reason (not a bare HTTP 500)."""
+        try:
+            job_id = await super().submit_batch_script()
+        except RuntimeError as err:
+            reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
+            raise RuntimeError(f"Slurm refused the job: {reason}") from err
+        self._submitted_job = str(job_id)
+        return job_id
+
+    async def start(self) -> Any:
+        """batchspawner's start, watched: a job that ends before its server reports a port (batchspawner would
+        wait for the full start_timeout) fails the spawn within seconds, with the end of the job's output."""
+        starting = asyncio.ensure_future(super().start())
+        try:
+            while True:
+                done, _ = await asyncio.wait([starting], timeout=self.job_watch_interval)
+                if done:
+                    return starting.result()
+                job_id = getattr(self, "_submitted_job", "")
+                if job_id and self.job_id and await self.query_job_status() == JobStatus.NOTFOUND:
+                    starting.cancel()
+                    raise JobEndedEarly(job_id)
+        except JobEndedEarly as ended:
+            await self.fail_with_output(ended.job_id)
+        except RuntimeError as err:
+            if "disappeared" not in str(err):
+                raise
+            await self.fail_with_output(getattr(self, "_submitted_job", ""))
+        finally:
+            if not starting.done():
+                starting.cancel()
+
+    async def query_job_status(self) -> Any:
+        """Only Slurm saying the job is gone counts as gone. batchspawner reads any failed squeue (slurmctld
+        restarting, a timeout) as "job gone" and drops a server whose job keeps running; here such an answer
+        is UNKNOWN, and the server is kept until Slurm answers again."""
+        status = await super().query_job_status()
+        text = (self.job_status or "").strip()
+        if status == JobStatus.NOTFOUND and text and "Invalid job id specified" not in text:
+            self.log.warning("Slurm gave no answer about job %s, keeping it: %s", self.job_id, text[-300:])
+            return JobStatus.UNKNOWN
+        return status
+
+    async def fail_with_output(self, job_id: str) -> None:
+        self.clear_state()
+        tail = await self.job_output_tail(job_id)
+        message = f"Job {job_id} ended before the server started."
+        raise RuntimeError(f"{message} End of its output:\n{tail}" if tail else message)
+
+    async def job_output_tail(self, job_id: str) -> str:
+        if not (job_id and self.output_tail_cmd):
+            return ""
+        home = self.req_homedir
+        path = posixpath.join(home, self.job_output.replace("%j", job_id).replace("%u", self.user.name))
+        prefix = self.exec_prefix.format(username=shlex.quote(self.user.name))
+        cmd = f"{prefix} {self.output_tail_cmd.format(path=shlex.quote(path))}"
+        await asyncio.sleep(1)  # slurmd writes the last lines as the job ends
+        try:
+            return str(await self.run_command(cmd)).strip()
+        except RuntimeError as err:
+            self.log.warning("Cannot read the output of job %s: %s", job_id, err)
+            return ""
 
     async def _get_batch_script(self, **subvars: Any) -> str:
         # batchspawner merges the raw user_options over the template variables: take them back out, so
