@@ -114,3 +114,13 @@ def test_server_survives_slurmctld_being_down_longer_than_the_poll_interval(alic
     wait_for(lambda: squeue_of(hub, "alice") == [job], timeout=60, interval=1)
     assert alice.user_model()["servers"][""]["ready"]
     alice.stop_server()
+
+
+def test_proxy_restart_routes_come_back_within_the_route_check_interval(alice: HubClient, hub: Host) -> None:
+    assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
+    alice.wait_until_ready(timeout=120)
+    hub.check_output("systemctl restart configurable-http-proxy")
+    took = wait_for(lambda: alice.server_api("GET", "/status").status_code == 200, timeout=40, interval=0.5)
+    print(f"user's route back {took:.1f} s after the proxy restart (route check every 30 s)")
+    assert alice.execute("3*3") == "9"
+    alice.stop_server()

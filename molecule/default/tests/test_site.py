@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -113,3 +114,16 @@ def test_hosts_have_no_route_out(hub: Host) -> None:
     ).stdout.strip()
     assert internal == "true"
     assert hub.run("/opt/jupyterhub/user/bin/pip config list").stdout.strip() == ""
+
+
+def test_idle_culler_runs_with_least_privilege(hub: Host) -> None:
+    culler = [p for p in hub.process.filter(user="jupyterhub") if "jupyterhub_idle_culler" in p.args]
+    assert len(culler) == 1
+    assert "--timeout=3600" in culler[0].args
+    config = json.loads(hub.file("/etc/jupyterhub/jupyterhub_config.json").content_string)
+    (role,) = config["JupyterHub"]["load_roles"]
+    assert role == {
+        "name": "idle-culler",
+        "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    }
