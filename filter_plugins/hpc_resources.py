@@ -77,6 +77,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _whole_positive(amount: float, value: Any, field: str, positive: str, unit: str) -> int:
+    """``amount`` (parsed from ``value``) as a whole, positive number of ``unit``."""
+    if not math.isfinite(amount) or amount <= 0:
+        raise ResourceError(f"{field}: {value!r} must be {positive}")
+    if amount != int(amount):
+        raise ResourceError(f"{field}: {value!r} is not a whole number of {unit}")
+    return int(amount)
+
+
 def parse_memory_mb(value: Any, field: str = "memory") -> int:
     """Memory in whole MB (Slurm's --mem unit). ``4000`` and ``"4000"`` are MB; ``"4G"`` is 4096 MB."""
     if _is_number(value):
@@ -85,11 +94,7 @@ def parse_memory_mb(value: Any, field: str = "memory") -> int:
         mb = float(match.group(1)) * _MEMORY_FACTORS[(match.group(2) or "M").upper()]
     else:
         raise ResourceError(f"{field}: {value!r} is not a memory size (examples: 4000, '4000M', '4G')")
-    if not math.isfinite(mb) or mb <= 0:
-        raise ResourceError(f"{field}: {value!r} must be more than 0 MB")
-    if mb != int(mb):
-        raise ResourceError(f"{field}: {value!r} is not a whole number of MB")
-    return int(mb)
+    return _whole_positive(mb, value, field, "more than 0 MB", "MB")
 
 
 def parse_walltime_minutes(value: Any, field: str = "time") -> int:
@@ -111,11 +116,7 @@ def parse_walltime_minutes(value: Any, field: str = "time") -> int:
         minutes = math.ceil(seconds / 60)
     else:
         raise ResourceError(f"{field}: {value!r} is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')")
-    if not math.isfinite(minutes) or minutes <= 0:
-        raise ResourceError(f"{field}: {value!r} must be longer than 0 minutes")
-    if minutes != int(minutes):
-        raise ResourceError(f"{field}: {value!r} is not a whole number of minutes")
-    return int(minutes)
+    return _whole_positive(minutes, value, field, "longer than 0 minutes", "minutes")
 
 
 def format_slurm_time(minutes: int) -> str:

@@ -67,7 +67,11 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     @property
     def model(self) -> dict[str, Any]:
-        return rules.validate_cluster(self.cluster)
+        """The cluster model, validated once per spawner (the configuration does not change while it runs)."""
+        if getattr(self, "_model", None) is None:
+            self._model: dict[str, Any] | None = rules.validate_cluster(self.cluster)
+        assert self._model is not None
+        return self._model
 
     # -- accounts ------------------------------------------------------------------------------------------
     async def user_accounts(self) -> list[str] | None:
