@@ -154,8 +154,10 @@ class _Problems:
 
 
 def _int(value: Any, field: str, minimum: int = 1) -> int:
-    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
-        value = int(value)
+    # ASCII spaces only: int() refuses some characters str.isspace() and a Unicode \s accept ('0\x1f').
+    whole = re.fullmatch(r"\s*([0-9]+)\s*", value, re.ASCII) if isinstance(value, str) else None
+    if whole:
+        value = int(whole.group(1))
     if not isinstance(value, int) or isinstance(value, bool):
         raise ResourceError(f"{field}: {value!r} is not a whole number")
     if value < minimum:

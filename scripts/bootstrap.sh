@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian 12 machine, idempotently:
-# Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle), a running Docker daemon,
+# Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle, Chromium for the browser tests), a running Docker daemon,
 # the controller virtualenv (.venv, pinned requirements-dev.txt), the systemd base image, and the offline
 # wheelhouse + proxy bundle the hosts install from. Run as root (or with sudo).
 set -euo pipefail
@@ -15,6 +15,10 @@ command -v npm >/dev/null || need_pkgs+=(npm)
 command -v git >/dev/null || need_pkgs+=(git)
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3 python3-venv)
 command -v iptables >/dev/null || need_pkgs+=(iptables)
+# The browser tests: Debian's Chromium (Playwright drives it; its own browser download is not used).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
+command -v fc-list >/dev/null || need_pkgs+=(fonts-dejavu-core fontconfig)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -389,6 +389,12 @@ def test_non_ascii_digits_are_refused_cleanly() -> None:
     assert problems_of(parse_memory_mb, "٣G") == ["memory: '٣G' is not a memory size (examples: 4000, '4000M', '4G')"]
 
 
+def test_control_characters_around_a_number_are_refused_cleanly() -> None:
+    # Found by the property tests: '\x1f' is whitespace to str.strip() and a Unicode \s, but int() refuses it.
+    assert problems_of(validate_request, {"cores": "0\x1f"}, cluster()) == ["Cores: '0\\x1f' is not a whole number"]
+    assert validate_request({"cores": " 2 "}, cluster())["cores"] == 2
+
+
 @pytest.mark.parametrize("value", [-0.0, 0, False, 12])
 def test_non_string_account_is_refused(value: Any) -> None:
     # Found by the property tests: -0.0 is falsy, and once passed through as the account.

@@ -50,7 +50,7 @@ def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
         accounts_cmd=fake(tmp_path, "sacctmgr", "echo def-alice"),
         req_homedir=str(tmp_path),
         req_keepvars="PATH",
-        **config,
+        **{"job_board_cmd": "", **config},
     )
     return s
 
@@ -100,3 +100,57 @@ def test_only_validated_values_reach_the_job_script(tmp_path: Path) -> None:
     script = captured.read_text()
     assert "#SBATCH --mem=1024M" in script
     assert "evil" not in script and "rm -rf" not in script
+
+
+def test_one_squeue_answers_every_pending_spawn(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    board = fake(tmp_path, "squeue-all", f"echo \"$1\" >>{calls}; echo '7 RUNNING node1'; echo '8 PENDING n/a'")
+    per_job = fake(tmp_path, "squeue", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
+    spawners = []
+    for job_id in ["7", "8", "9"] * 10:  # 30 spawns asking at once
+        s = spawner(
+            tmp_path, job_board_cmd=board + " {job_ids}", job_board_interval=0.2, batch_query_cmd=per_job + " {job_id}"
+        )
+        s.job_id = job_id
+        spawners.append(s)
+
+    async def ask_all() -> list[JobStatus]:
+        return list(await asyncio.gather(*(s.query_job_status() for s in spawners)))
+
+    statuses = asyncio.run(ask_all())
+    assert statuses == [JobStatus.RUNNING, JobStatus.PENDING, JobStatus.NOTFOUND] * 10
+    assert calls.read_text().splitlines() == ["7,8,9"]  # one query for all; 9 confirmed gone by its own query
+
+
+def test_a_board_without_answer_keeps_the_job(tmp_path: Path) -> None:
+    board = fake(tmp_path, "squeue-all", "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1")
+    s = spawner(tmp_path, job_board_cmd=board + " {job_ids}", batch_query_cmd="false {job_id}")
+    s.job_id = "7"
+    assert asyncio.run(s.query_job_status()) == JobStatus.UNKNOWN
+
+
+def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path: Path) -> None:
+    cancelled = tmp_path / "cancelled"
+    s = spawner(
+        tmp_path,
+        batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
+        job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
+        job_board_interval=0.1,
+        pending_reason_cmd=fake(tmp_path, "squeue-reason", "echo Resources") + " {job_id}",
+        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >{cancelled}") + " {job_id}",
+        pending_timeout=1.0,
+        job_watch_interval=0.2,
+    )
+
+    async def start() -> Any:
+        await s.apply_options({"account": "def-alice"})
+        return await s.start()
+
+    with pytest.raises(RuntimeError) as err:
+        asyncio.run(start())
+    message = str(err.value)
+    assert message.startswith("Timeout. Your job 7 was still waiting in the Slurm queue after 1 seconds")
+    assert "(Slurm's reason: Resources), so it was cancelled." in message
+    assert "ask only for what you need" in message
+    assert cancelled.read_text().strip() == "7"
+    assert s.job_id == ""

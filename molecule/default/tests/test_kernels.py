@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import squeue_of
 from hubclient import HubClient
+from molhelpers import squeue_of
 from testinfra.host import Host
 
 
@@ -18,7 +18,7 @@ def normalize(requirement: str) -> str:
 
 @pytest.fixture(scope="module")
 def running(base_url: str, hub: Host) -> Iterator[HubClient]:
-    client = HubClient(base_url)
+    client = HubClient(base_url, verify=False)
     assert client.login("bob", "bob-demo").status_code == 302
     client.create_token()
     resp = client.start_server({"account": "def-bob"})

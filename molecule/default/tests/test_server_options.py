@@ -7,8 +7,8 @@ import html
 import re
 
 import pytest
-from conftest import squeue_of
 from hubclient import HubClient
+from molhelpers import squeue_of
 from testinfra.host import Host
 
 

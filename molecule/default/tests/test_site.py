@@ -6,8 +6,8 @@ import json
 import re
 import subprocess
 
-from conftest import squeue_of as squeue
 from hubclient import HubClient
+from molhelpers import squeue_of as squeue
 from testinfra.host import Host
 
 

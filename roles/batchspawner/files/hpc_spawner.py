@@ -7,6 +7,10 @@ Every request, from the form or posted to the REST API as ``user_options``, goes
 * an API request that breaks a rule gets HTTP 400 with the message (nothing is submitted);
 * only validated, normalized values reach the job script: user_options never overwrite template variables.
 
+Slurm is asked about the hub's jobs once per ``job_board_interval`` for all of them (one ``squeue``, the
+``JobBoard``), not once per spawn every half second: the scheduler's load does not grow with pending spawns.
+A job the board does not list is confirmed gone by the user's own ``squeue`` (batchspawner's query) first.
+
 Accounts offered are the user's own Slurm associations (``sacctmgr``), cached per user, filtered by the
 cluster's account prefixes. If ``sacctmgr`` cannot answer (no accounting database), accounts are checked by
 prefix only and Slurm has the last word.
@@ -27,6 +31,69 @@ from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import JobStatus
 from tornado import web
 from traitlets import Dict, Float, Unicode, default
+
+# JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
+DEFAULT_TIMEOUT_HELP = (
+    "Timeout. Your job {job_id} was still waiting in the Slurm queue after {seconds} seconds "
+    "(Slurm's reason: {reason}), so it was cancelled. Like any interactive job, it waits longer when it asks for "
+    "more time, a GPU or many cores: ask only for what you need. If you already have another interactive job on "
+    "{cluster}, this one waits with the regular batch jobs: stop that one first if you can. There may also be no "
+    "free resources right now: try again later."
+)
+
+
+class JobBoard:
+    """One ``squeue`` per interval answers every spawner of the hub: the status of all the jobs asked about
+    since the last round, in a single call. Load on slurmctld: one RPC per interval, however many spawns wait."""
+
+    def __init__(self, cmd: str, interval: float) -> None:
+        self.cmd = cmd
+        self.interval = interval
+        self._wanted: set[str] = set()
+        self._next: asyncio.Future[tuple[dict[str, str], str]] | None = None
+        self._last_start = -1e9
+        self._task: asyncio.Future[None] | None = None
+        self.rounds = 0
+
+    async def status(self, job_id: str) -> str | None:
+        """The job's '%T %B' line; "" if Slurm does not list it; None if squeue failed (no answer)."""
+        self._wanted.add(job_id)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._task = asyncio.ensure_future(self._round(self._next))  # kept: a task must be referenced
+        found, error = await asyncio.shield(self._next)
+        return None if error else found.get(job_id, "")
+
+    async def _round(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
+        await asyncio.sleep(max(0.0, self._last_start + self.interval - time.monotonic()))
+        self._next = None  # later questions wait for the next round
+        ids, self._wanted = sorted(self._wanted, key=_job_order), set()
+        self._last_start = time.monotonic()
+        self.rounds += 1
+        try:
+            proc = await asyncio.create_subprocess_shell(
+                self.cmd.format(job_ids=",".join(ids)), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            out, err = await proc.communicate()
+        except OSError as exc:
+            future.set_result(({}, str(exc)))
+            return
+        text = out.decode(errors="replace")
+        if proc.returncode != 0:
+            problem = err.decode(errors="replace").strip()
+            # One id that Slurm no longer knows: an answer ("not listed"), not a failure.
+            future.set_result(({}, "" if "Invalid job id specified" in problem else problem or "squeue failed"))
+            return
+        found = {}
+        for line in text.splitlines():
+            job_id, _, rest = line.strip().partition(" ")
+            if job_id:
+                found[job_id] = rest.strip()
+        future.set_result((found, ""))
+
+
+def _job_order(job_id: str) -> tuple[int, str]:
+    return (int(job_id), "") if job_id.isdigit() else (0, job_id)
 
 
 class JobEndedEarly(Exception):
@@ -63,6 +130,32 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     job_watch_interval = Float(2.0, help="Seconds between checks that a starting job is still there.").tag(config=True)
 
+    job_board_cmd = Unicode(
+        "/usr/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B'",
+        help="One query for all the hub's jobs ({job_ids}: comma-separated), run as the hub's user. The hub must "
+        "see all jobs (no PrivateData=jobs, or the hub's user a Slurm operator). Empty: per-job queries only.",
+    ).tag(config=True)
+
+    job_board_interval = Float(1.0, help="Seconds between two shared job queries.").tag(config=True)
+
+    pending_timeout = Float(
+        0.0,
+        help="Seconds a job may stay pending before the spawn fails and the job is cancelled; 0: start_timeout "
+        "minus 10 s (so the user gets this explanation, not the hub's bare timeout).",
+    ).tag(config=True)
+
+    timeout_help = Unicode(
+        DEFAULT_TIMEOUT_HELP,
+        help="What the user is told when the job was still pending at the timeout ({job_id}, {seconds}, "
+        "{reason}, {cluster}).",
+    ).tag(config=True)
+
+    pending_reason_cmd = Unicode(
+        "/usr/bin/squeue --noheader --jobs={job_id} --format=%r",
+        help="Slurm's reason a job is pending, run as the hub's user (as job_board_cmd).",
+    ).tag(config=True)
+
+    _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
     _accounts_cache: ClassVar[dict[str, tuple[float, list[str] | None]]] = {}
 
     @property
@@ -217,17 +310,26 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def start(self) -> Any:
         """batchspawner's start, watched: a job that ends before its server reports a port (batchspawner would
-        wait for the full start_timeout) fails the spawn within seconds, with the end of the job's output."""
+        wait for the full start_timeout) fails the spawn within seconds, with the end of the job's output; a job
+        still pending when the time is up is cancelled, and the user is told why and what to try."""
         starting = asyncio.ensure_future(super().start())
+        began = time.monotonic()
+        limit = self.pending_timeout or max(self.start_timeout - 10.0, self.job_watch_interval)
         try:
             while True:
                 done, _ = await asyncio.wait([starting], timeout=self.job_watch_interval)
                 if done:
                     return starting.result()
                 job_id = getattr(self, "_submitted_job", "")
-                if job_id and self.job_id and await self.query_job_status() == JobStatus.NOTFOUND:
+                if not (job_id and self.job_id):
+                    continue
+                status = await self.query_job_status()
+                if status == JobStatus.NOTFOUND:
                     starting.cancel()
                     raise JobEndedEarly(job_id)
+                if status == JobStatus.PENDING and time.monotonic() - began >= limit:
+                    starting.cancel()
+                    await self.cancel_pending(job_id, time.monotonic() - began)
         except JobEndedEarly as ended:
             await self.fail_with_output(ended.job_id)
         except RuntimeError as err:
@@ -238,10 +340,52 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             if not starting.done():
                 starting.cancel()
 
+    async def cancel_pending(self, job_id: str, waited: float) -> None:
+        """Cancel a job that is still pending at the timeout; raise what the user should know."""
+        reason = "unknown"
+        try:
+            reason = str(await self.run_command(self.pending_reason_cmd.format(job_id=job_id))).strip() or reason
+        except RuntimeError as err:
+            self.log.warning("Cannot read why job %s is pending: %s", job_id, err)
+        self.log.warning(
+            "Job %s of %s still pending after %.0f s (%s): cancelling it", job_id, self.user.name, waited, reason
+        )
+        await self.cancel_batch_job()
+        self.clear_state()
+        cluster = self.model["display_name"]
+        raise RuntimeError(
+            self.timeout_help.format(job_id=job_id, seconds=round(waited), reason=reason or "unknown", cluster=cluster)
+        )
+
+    @property
+    def job_board(self) -> JobBoard | None:
+        if not self.job_board_cmd:
+            return None
+        key = (self.job_board_cmd, self.job_board_interval)
+        if key not in self._boards:
+            self._boards[key] = JobBoard(self.job_board_cmd, self.job_board_interval)
+        return self._boards[key]
+
     async def query_job_status(self) -> Any:
-        """Only Slurm saying the job is gone counts as gone. batchspawner reads any failed squeue (slurmctld
+        """The job's state from the shared job board; a job the board does not list (or a board without an
+        answer) is asked about with batchspawner's per-job query, as the user.
+
+        Only Slurm saying the job is gone counts as gone. batchspawner reads any failed squeue (slurmctld
         restarting, a timeout) as "job gone" and drops a server whose job keeps running; here such an answer
         is UNKNOWN, and the server is kept until Slurm answers again."""
+        board = self.job_board
+        if board is not None and self.job_id:
+            line = await board.status(self.job_id)
+            if line:
+                self.job_status = line
+                if self.state_isrunning():
+                    return JobStatus.RUNNING
+                if self.state_ispending():
+                    return JobStatus.PENDING
+            elif line is None:
+                self.job_status = ""
+                self.log.warning("Slurm gave no answer about job %s, keeping it", self.job_id)
+                return JobStatus.UNKNOWN
         status = await super().query_job_status()
         text = (self.job_status or "").strip()
         if status == JobStatus.NOTFOUND and text and "Invalid job id specified" not in text:

@@ -1,0 +1,144 @@
+"""What a hub user sees, in a real browser (Debian's Chromium driven by Playwright): the login page, the
+Server Options form and its errors, the spawn's progress, and each interface running in a Slurm job.
+Every step saves a screenshot in build/screenshots/ (some are copied to docs/screenshots/ for the README)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from browser import expect, log_in, submit_form, watch_progress
+from hubclient import HubClient
+from molhelpers import squeue_of, wait_for
+from playwright.sync_api import Page
+from testinfra.host import Host
+
+Shot = Callable[[str], Path]
+
+
+def stop_server_of(base_url: str, user: str) -> None:
+    client = HubClient(base_url, verify=False)
+    assert client.login(user, f"{user}-demo").status_code == 302
+    client.create_token("browser test clean-up")
+    if client.user_model()["servers"]:
+        client.stop_server()
+
+
+def test_login_page_names_the_cluster_and_shows_the_announcement(page: Page, base_url: str, shot: Shot) -> None:
+    page.goto(f"{base_url}/hub/login")
+    expect(page).to_have_title("Demo cluster · JupyterHub")
+    expect(page.locator("#hpc-cluster-name")).to_have_text("Demo cluster")
+    expect(page.locator(".announcement")).to_contain_text("Demo site: servers run as Slurm jobs")
+    expect(page.locator("#hpc-login-help")).to_contain_text("Log in with your Demo cluster username and password")
+    shot("01-login")
+
+
+def test_wrong_password_shows_the_login_error(page: Page, base_url: str, shot: Shot) -> None:
+    log_in(page, base_url, "alice", "not-her-password")
+    expect(page.locator(".login_error")).to_have_text("Invalid username or password")
+    expect(page.locator("#username_input")).to_have_value("alice")
+    shot("02-wrong-password")
+
+
+def test_expired_account_sees_what_to_check(page: Page, base_url: str, shot: Shot) -> None:
+    log_in(page, base_url, "dave", "dave-demo")
+    expect(page.locator(".login_error")).to_have_text(
+        "Your account or your access to Demo cluster is currently inactive. Please check that: your account is "
+        "active (it has been renewed); your access to Demo cluster is enabled."
+    )
+    shot("03-account-inactive")
+
+
+def test_from_login_to_a_computed_cell_in_jupyterlab(page: Page, base_url: str, shot: Shot) -> None:
+    stop_server_of(base_url, "alice")
+    log_in(page, base_url, "alice", "alice-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    # The cluster's fields with the inventory's limits (values: the defaults, or the user's last choices).
+    expect(page.locator(".hpc-cluster")).to_contain_text("Demo cluster")
+    for label in ("Account", "Time (hours)", "Cores", "Memory (MB)", "User interface"):
+        expect(page.locator("#spawn_form label", has_text=label)).to_have_count(1)
+    expect(page.locator("#account option")).to_have_text(["def-alice", "rrg-demo"])
+    for key, low, high in (("time", "0.5", "8"), ("cores", "1", "4"), ("memory", "256", "8000")):
+        expect(page.locator(f"#{key}")).to_have_attribute("min", low)
+        expect(page.locator(f"#{key}")).to_have_attribute("max", high)
+        expect(page.locator(f"#{key} + small")).to_have_text(f"{low} to {high}")
+    expect(page.locator("#interface option")).to_have_text(
+        ["JupyterLab", "Jupyter Notebook (classic interface)", "Terminal"]
+    )
+    shot("04-server-options")
+
+    # Beyond the limits: the browser's own check stops it (max=4); with that check off, as a crafted request
+    # would be, the hub refuses and shows the rule on the form. Nothing is submitted.
+    page.fill("#cores", "64")
+    page.evaluate("document.getElementById('spawn_form').noValidate = true")
+    page.click("#spawn_form button[type=submit]")
+    expect(page.locator(".spawn-error-msg")).to_contain_text("Cores: 64 is above the maximum of 4")
+    expect(page.locator("#cores")).to_have_value("64")  # what the user typed is kept
+    shot("05-form-error")
+
+    submit_form(page, account="rrg-demo", time="1.5", cores="2", memory="1024", interface="lab")
+    page.wait_for_url(re.compile(r".*/hub/spawn-pending/alice.*"), timeout=30_000)
+    shot("06-progress")
+    events = watch_progress(page, re.compile(r"/user/alice/lab"), timeout=180)
+    print("progress events:", events)
+    assert any(e.startswith("Server requested") for e in events), events
+    assert "Cluster job running... waiting to connect" in events, events
+
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
+    page.goto(f"{base_url}/user/alice/lab?reset")  # a fresh workspace: the launcher, no tabs from earlier runs
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+    news = page.get_by_role("button", name="No")
+    if news.count():
+        news.first.click()  # "get notified about official Jupyter news?": no
+    page.locator(".jp-LauncherCard").first.click()  # Notebook: Python 3 (ipykernel)
+    cell = page.locator(".jp-Cell .cm-content").first
+    cell.wait_for(timeout=60_000)
+    # The kernel is up (JupyterLab's execution indicator), then the cell holds what was typed, then run it.
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").first).to_be_attached(timeout=60_000)
+    cell.click()
+    page.keyboard.type("1+1")
+    expect(cell).to_have_text("1+1")
+    page.keyboard.press("Shift+Enter")
+    expect(page.locator(".jp-OutputArea-output").first).to_have_text("2", timeout=60_000)
+    shot("07-jupyterlab-1plus1")
+
+    # Stop from the hub's home page, as a user would.
+    page.goto(f"{base_url}/hub/home")
+    expect(page.locator(".announcement")).to_contain_text("Demo site")
+    page.click("#stop")
+    expect(page.locator("#start")).to_be_visible(timeout=60_000)
+
+
+def test_terminal_interface_lands_on_a_terminal_inside_the_job(
+    page: Page, base_url: str, shot: Shot, hub: Host
+) -> None:
+    stop_server_of(base_url, "bob")
+    log_in(page, base_url, "bob", "bob-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    submit_form(page, account="def-bob", interface="terminal")
+    page.wait_for_url(re.compile(r".*/user/bob/terminals/1.*"), timeout=180_000)
+    terminal = page.locator(".xterm-screen, .xterm")
+    terminal.first.wait_for(timeout=60_000)
+    terminal.first.click()
+    hub.run("rm -f /home/bob/terminal-check.txt")
+    # The terminal draws on a canvas (no text in the page): what it ran is read from the shared home instead.
+    page.keyboard.type("echo job=$SLURM_JOB_ID on $(hostname) | tee ~/terminal-check.txt")
+    page.keyboard.press("Enter")
+    check = hub.file("/home/bob/terminal-check.txt")
+    wait_for(lambda: check.exists and check.content_string.strip(), timeout=30)
+    (job,) = (line.split()[0] for line in squeue_of(hub, "bob"))
+    assert check.content_string.strip() == f"job={job} on jhub-mol-node1"
+    shot("08-terminal")
+    stop_server_of(base_url, "bob")
+
+
+def test_classic_notebook_interface_lands_on_the_tree(page: Page, base_url: str, shot: Shot) -> None:
+    stop_server_of(base_url, "carol")
+    log_in(page, base_url, "carol", "carol-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    submit_form(page, account="def-carol", interface="notebook")
+    page.wait_for_url(re.compile(r".*/user/carol/tree.*"), timeout=180_000)
+    expect(page.get_by_text("Files").first).to_be_visible(timeout=60_000)
+    shot("09-classic-notebook-tree")
+    stop_server_of(base_url, "carol")

@@ -1,0 +1,103 @@
+"""Fixtures for the Molecule verifiers (tests/ and the fault steps in faults/): the scenario's hosts (through
+Ansible's inventory) and a hub client that talks to the proxy's public port from outside the containers, as a
+user's browser does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import testinfra
+import urllib3
+from testinfra.host import Host
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+
+from browser import chromium
+from hubclient import HubClient
+from playwright.sync_api import Page
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+# The scenario's proxy has a self-signed certificate (tests check it on its own, see test_site.py).
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+def _first(group: str) -> str:
+    from testinfra.utils.ansible_runner import AnsibleRunner
+
+    return str(AnsibleRunner(INVENTORY).get_hosts(group)[0])
+
+
+@pytest.fixture(scope="session")
+def hub() -> Host:
+    return testinfra.get_host(f"ansible://{_first('hub')}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="session")
+def node() -> Host:
+    return testinfra.get_host(f"ansible://{_first('compute')}?ansible_inventory={INVENTORY}")
+
+
+@pytest.fixture(scope="session")
+def base_url() -> str:
+    """The proxy's public URL at the hub container's address on the scenario network."""
+    name = _first("hub")
+    ip = subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[0]
+    return f"https://{ip}:8443"
+
+
+@pytest.fixture(scope="session")
+def plain_url(base_url: str) -> str:
+    """The plain-HTTP port, which only redirects to HTTPS."""
+    return base_url.replace("https://", "http://").replace(":8443", ":8000")
+
+
+@pytest.fixture
+def client(base_url: str) -> HubClient:
+    return HubClient(base_url, verify=False)
+
+
+@pytest.fixture
+def alice(base_url: str) -> Iterator[HubClient]:
+    """alice, logged in with the form, with an API token; her server is stopped afterwards whatever happens."""
+    c = HubClient(base_url, verify=False)
+    resp = c.login("alice", "alice-demo")
+    assert resp.status_code == 302, resp.text[:500]
+    c.create_token()
+    if c.user_model().get("servers", {}).get(""):
+        c.stop_server()
+    yield c
+    if c.user_model().get("servers", {}).get(""):
+        c.stop_server()
+
+
+SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "build" / "screenshots"))
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    """A page in Debian's Chromium with a fresh profile (the scenario's certificate is self-signed)."""
+    with chromium(tmp_path / "profile", ignore_https_errors=True) as context:
+        yield context.new_page()
+
+
+@pytest.fixture
+def shot(page: Page) -> Callable[[str], Path]:
+    """Saves a screenshot of the page as build/screenshots/<name>.png (what a user saw at that step)."""
+
+    def save(name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=path)
+        return path
+
+    return save

@@ -1,0 +1,45 @@
+"""Helpers shared by the verifiers: Slurm's view of a user's jobs, waiting for a condition, and the state the
+fault steps pass to each other (a JSON file in the scenario's ephemeral directory, read by the side_effect
+playbooks too)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from testinfra.host import Host
+
+STATE_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "faults"
+
+
+def squeue_of(hub: Host, user: str) -> list[str]:
+    """The user's jobs as 'id user state node' lines."""
+    out = hub.check_output(f"squeue --noheader -u {user} -o '%i %u %T %N'")
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.5) -> float:
+    """Seconds until predicate() is true; raises after timeout."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if predicate():
+                return time.monotonic() - start
+        except Exception:  # the service is restarting: keep trying
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s")
+
+
+def save(name: str, data: dict[str, Any]) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    (STATE_DIR / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def load(name: str) -> dict[str, Any]:
+    """What an earlier step saved; a missing file fails the test (the step before it did not run or failed)."""
+    return dict(json.loads((STATE_DIR / f"{name}.json").read_text()))
