@@ -99,8 +99,18 @@ def test_from_login_to_a_computed_cell_in_jupyterlab(page: Page, base_url: str, 
     cell.click()
     page.keyboard.type("1+1")
     expect(cell).to_have_text("1+1")
-    page.keyboard.press("Shift+Enter")
-    expect(page.locator(".jp-OutputArea-output").first).to_have_text("2", timeout=60_000)
+    # A run asked for while the kernel's websocket is still connecting can be dropped by JupyterLab (seen on a
+    # loaded CI machine): run the cell again, in place, until it has its output.
+    output = page.locator(".jp-OutputArea-output").first
+    for _ in range(4):
+        cell.click()
+        page.keyboard.press("Control+Enter")
+        try:
+            expect(output).to_have_text("2", timeout=15_000)
+            break
+        except AssertionError:
+            continue
+    expect(output).to_have_text("2", timeout=15_000)
     shot("07-jupyterlab-1plus1")
 
     # Stop from the hub's home page, as a user would.
