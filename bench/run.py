@@ -36,18 +36,39 @@ PLOTS = DOCS / "bench"
 ANSIBLE = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(ROOT / "inventories/demo")]
 ENV = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "NO_COLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
 
-# The floor: the same single-user environment's server, submitted with sbatch by hand, polled until its port
-# answers (from the hub node, as the hub would). Run inside the hub container.
+# The floors: a job submitted with sbatch by hand, polled from the hub node (as the hub would) until its server
+# answers. "singleuser" is the very command the hub's job runs (jupyterhub-singleuser, with the environment
+# JupyterHub gives it and a token of the user), "server" a bare jupyter-server of the same environment (what Slurm
+# and Jupyter cost, without the hub's handshake). Run inside the hub container; argv: kind, user token.
 FLOOR_PROBE = r"""
 import subprocess, sys, time, urllib.request
+kind, token = sys.argv[1], sys.argv[2]
 port = 18000 + int(time.time()) % 1000
-script = f'''#!/bin/bash
-#SBATCH --partition=interactive --time=00:10:00 --cpus-per-task=1 --mem=512M --account=rrg-demo
-#SBATCH --output=/dev/null
-cd $HOME
-exec srun /opt/jupyterhub/user/bin/jupyter-server --ip=0.0.0.0 --port={port} --no-browser \
-  --ServerApp.token= --ServerApp.password= --ServerApp.runtime_dir=/tmp/floor-$SLURM_JOB_ID
-'''
+prefix = "/user/alice/"
+hub = "http://jhub-demo-hub:8081/hub/api"
+env = {
+    "JUPYTERHUB_API_TOKEN": token, "JUPYTERHUB_API_URL": hub, "JUPYTERHUB_ACTIVITY_URL": hub + "/users/alice/activity",
+    "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice", "JUPYTERHUB_USER": "alice", "JUPYTERHUB_SERVER_NAME": "",
+    "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": prefix, "JUPYTERHUB_DEFAULT_URL": "/lab",
+    "JUPYTERHUB_OAUTH_CALLBACK_URL": prefix + "oauth_callback",
+    "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:{port}{prefix}",
+}
+if kind == "singleuser":
+    exports = "".join(f"export {k}='{v}'\n" for k, v in env.items())
+    cmd, path = "/opt/jupyterhub/user/bin/jupyterhub-singleuser", prefix + "api"
+else:
+    exports = ""
+    cmd = (f"/opt/jupyterhub/user/bin/jupyter-server --ip=0.0.0.0 --port={port} --no-browser "
+           "--ServerApp.token= --ServerApp.password=")
+    path = "/api/status"
+script = (
+    "#!/bin/bash\n"
+    "#SBATCH --partition=interactive --time=00:10:00 --cpus-per-task=1 --mem=512M --account=rrg-demo\n"
+    "#SBATCH --output=/dev/null\n"
+    "cd $HOME\n"
+    "export JUPYTER_RUNTIME_DIR=/tmp/floor-$SLURM_JOB_ID\n"
+    f"{exports}exec srun {cmd}\n"
+)
 start = time.monotonic()
 job = subprocess.run(["sudo", "-u", "alice", "sbatch", "--parsable"], input=script, text=True,
                      capture_output=True, check=True).stdout.strip()
@@ -59,11 +80,11 @@ while time.monotonic() - start < 300:
             node = out[1]
     if node:
         try:
-            urllib.request.urlopen(f"http://{node}:{port}/api/status", timeout=2)
+            urllib.request.urlopen(f"http://{node}:{port}{path}", timeout=2)
             break
         except Exception:
             pass
-    time.sleep(0.25)
+    time.sleep(0.1)
 took = time.monotonic() - start
 subprocess.run(["scancel", job])
 print(took)
@@ -102,18 +123,27 @@ def client(user: str, password: str) -> HubClient:
 
 
 def wait_queue_empty(timeout: float = 120) -> None:
+    """No job left and every node idle (not still completing the last one), then a second to settle: a job
+    submitted while the node completes waits for slurmctld's next scheduling pass (~1 s), which would be charged
+    to whichever of the floor or the hub came second."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and hub_exec("squeue", "-h").strip():
-        time.sleep(1)
+    while time.monotonic() < deadline:
+        states = set(hub_exec("sinfo", "--noheader", "--Node", "--format=%T").split())
+        if not hub_exec("squeue", "--noheader").strip() and states <= {"idle"}:
+            break
+        time.sleep(0.5)
+    time.sleep(1)
 
 
 # -- 1. spawn latency against the floor -------------------------------------------------------------------
 def bench_latency(repeats: int) -> dict[str, Any]:
     alice = client("alice", "alice-demo")
-    hub_times, floor_times = [], []
+    hub_times: list[float] = []
+    floors: dict[str, list[float]] = {"singleuser": [], "server": []}
     for _ in range(repeats):
-        wait_queue_empty()
-        floor_times.append(float(hub_exec("python3", "-", stdin=FLOOR_PROBE).strip()))
+        for kind, times in floors.items():
+            wait_queue_empty()
+            times.append(float(hub_exec("python3", "-", kind, alice.token, stdin=FLOOR_PROBE).strip()))
         wait_queue_empty()
         start = time.monotonic()
         alice.start_server({"account": "rrg-demo", "memory": "512", "interface": "lab"})
@@ -121,12 +151,14 @@ def bench_latency(repeats: int) -> dict[str, Any]:
         alice.session.get(alice.url("/user/alice/api/status"), headers={"Authorization": f"token {alice.token}"})
         hub_times.append(time.monotonic() - start)
         alice.stop_server()
-    hub_s, floor_s = summary(hub_times), summary(floor_times)
+    hub_s, floor_s, server_s = summary(hub_times), summary(floors["singleuser"]), summary(floors["server"])
     return {
         "hub": hub_s,
         "floor": floor_s,
+        "server_floor": server_s,
         "ratio": hub_s["median"] / floor_s["median"],
-        "raw": [hub_times, floor_times],
+        "ratio_to_server": hub_s["median"] / server_s["median"],
+        "raw": {"hub": hub_times, **floors},
     }
 
 
@@ -255,9 +287,12 @@ def fmt(s: dict[str, float]) -> str:
 def plots(results: dict[str, Any]) -> None:
     PLOTS.mkdir(parents=True, exist_ok=True)
     if "latency" in results:
-        hub_t, floor_t = results["latency"]["raw"]
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.boxplot([floor_t, hub_t], tick_labels=["sbatch floor", "through the hub"])
+        raw = results["latency"]["raw"]
+        fig, ax = plt.subplots(figsize=(6.5, 3.8))
+        ax.boxplot(
+            [raw["server"], raw["singleuser"], raw["hub"]],
+            tick_labels=["sbatch\njupyter-server", "sbatch jupyterhub-\nsingleuser (floor)", "through the hub"],
+        )
         ax.set_ylabel("seconds to an answering server")
         ax.set_title("Spawn latency against its floor")
         fig.tight_layout()

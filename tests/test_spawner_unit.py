@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import socket
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -154,3 +155,35 @@ def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path:
     assert "ask only for what you need" in message
     assert cancelled.read_text().strip() == "7"
     assert s.job_id == ""
+
+
+def test_start_returns_once_the_server_accepts_connections(tmp_path: Path) -> None:
+    """JupyterHub's own check backs off exponentially; the spawner's fixed short poll sees the server first."""
+    s = spawner(tmp_path, port_poll_interval=0.05, http_timeout=30)
+
+    async def server_later() -> bool:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+
+        async def serve() -> asyncio.Server:
+            await asyncio.sleep(0.3)  # the job reported its port; the server is still importing
+            return await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", port)
+
+        server_task = asyncio.ensure_future(serve())
+        ready = await s.wait_for_port("127.0.0.1", port)
+        (await server_task).close()
+        return ready
+
+    assert asyncio.run(server_later()) is True
+
+
+def test_a_server_that_never_listens_is_left_to_the_hubs_check(tmp_path: Path) -> None:
+    s = spawner(tmp_path, port_poll_interval=0.05, http_timeout=1)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    assert asyncio.run(s.wait_for_port("127.0.0.1", port)) is False
+    assert asyncio.run(spawner(tmp_path, port_poll_interval=0).wait_for_port("127.0.0.1", port)) is False

@@ -138,6 +138,13 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     job_board_interval = Float(1.0, help="Seconds between two shared job queries.").tag(config=True)
 
+    port_poll_interval = Float(
+        0.1,
+        help="Once the job has reported its port, seconds between two attempts to connect to it; start() returns "
+        "when the server accepts a connection. 0: leave the wait to JupyterHub (its checks back off 0.2, 0.4, "
+        "0.8, 1.6 s ..., answering up to 2 s late for a server that takes 1.5 s to start).",
+    ).tag(config=True)
+
     pending_timeout = Float(
         0.0,
         help="Seconds a job may stay pending before the spawn fails and the job is cancelled; 0: start_timeout "
@@ -319,7 +326,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             while True:
                 done, _ = await asyncio.wait([starting], timeout=self.job_watch_interval)
                 if done:
-                    return starting.result()
+                    ip, port = starting.result()
+                    await self.wait_for_port(ip, port)
+                    return ip, port
                 job_id = getattr(self, "_submitted_job", "")
                 if not (job_id and self.job_id):
                     continue
@@ -339,6 +348,22 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         finally:
             if not starting.done():
                 starting.cancel()
+
+    async def wait_for_port(self, ip: str, port: int) -> bool:
+        """Wait until the server accepts connections, at most http_timeout; JupyterHub's own check follows and
+        reports a server that never answers, so this only returns sooner."""
+        if self.port_poll_interval <= 0:
+            return False
+        deadline = time.monotonic() + self.http_timeout
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=5)
+            except (TimeoutError, OSError):
+                await asyncio.sleep(self.port_poll_interval)
+                continue
+            writer.close()
+            return True
+        return False
 
     async def cancel_pending(self, job_id: str, waited: float) -> None:
         """Cancel a job that is still pending at the timeout; raise what the user should know."""
