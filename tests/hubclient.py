@@ -59,6 +59,18 @@ class HubClient:
             self.user = user
         return resp
 
+    @classmethod
+    def fresh(cls, base_url: str, user: str, password: str, note: str, verify: bool | str = True) -> HubClient:
+        """A logged-in user with a token and no server (one left by an earlier step or run is stopped)."""
+        client = cls(base_url, verify=verify)
+        resp = client.login(user, password)
+        if resp.status_code != 302:
+            raise HubError(f"login of {user} failed: {resp.status_code}")
+        client.create_token(note)
+        if client.user_model()["servers"]:
+            client.stop_server()
+        return client
+
     def logged_in(self) -> bool:
         return bool(self.user)
 
@@ -108,20 +120,26 @@ class HubClient:
             time.sleep(0.25)
         raise HubError(f"server of {self.user} not ready after {timeout} s")
 
-    def last_spawn_message(self) -> str:
-        """The last progress event of the current or last spawn (what the spawn page shows)."""
+    def follow_spawn(self) -> tuple[bool, str]:
+        """Follow the spawn's progress events as the spawn page does (one stream the hub pushes to, no polling)
+        until it ends: (ready, last message)."""
         resp = self.api("GET", f"/users/{self.user}/server/progress", stream=True)
-        message = ""
+        message, ready = "", False
         try:
             for line in resp.iter_lines(decode_unicode=True):
                 if line and line.startswith("data:"):
                     event = json.loads(line[5:])
                     message = str(event.get("message", message))
                     if event.get("failed") or event.get("ready"):
+                        ready = bool(event.get("ready"))
                         break
         finally:
             resp.close()
-        return message
+        return ready, message
+
+    def last_spawn_message(self) -> str:
+        """The last progress event of the current or last spawn (what the spawn page shows)."""
+        return self.follow_spawn()[1]
 
     def stop_server(self, timeout: float = 60.0) -> None:
         resp = self.api("DELETE", f"/users/{self.user}/server")

@@ -18,11 +18,7 @@ Shot = Callable[[str], Path]
 
 
 def stop_server_of(base_url: str, user: str) -> None:
-    client = HubClient(base_url, verify=False)
-    assert client.login(user, f"{user}-demo").status_code == 302
-    client.create_token("browser test clean-up")
-    if client.user_model()["servers"]:
-        client.stop_server()
+    HubClient.fresh(base_url, user, f"{user}-demo", "browser test clean-up", verify=False)
 
 
 def test_login_page_names_the_cluster_and_shows_the_announcement(page: Page, base_url: str, shot: Shot) -> None:

@@ -10,11 +10,7 @@ from testinfra.host import Host
 def test_users_have_running_servers(base_url: str, hub: Host) -> None:
     users = {}
     for name, account in (("alice", "def-alice"), ("bob", "def-bob")):
-        client = HubClient(base_url, verify=False)
-        assert client.login(name, f"{name}-demo").status_code == 302
-        client.create_token(note="fault steps")
-        if client.user_model()["servers"]:
-            client.stop_server()
+        client = HubClient.fresh(base_url, name, f"{name}-demo", "fault steps", verify=False)
         assert client.start_server({"account": account}).status_code in (201, 202)
         users[name] = client
     jobs = {}
