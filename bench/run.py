@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +43,17 @@ ENV = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "NO_COLOR": "1
 # The floors: a job submitted with sbatch by hand, polled from the hub node (as the hub would) until its server
 # answers. "singleuser" is the very command the hub's job runs (jupyterhub-singleuser, with the environment
 # JupyterHub gives it and a token of the user), "server" a bare jupyter-server of the same environment (what Slurm
-# and Jupyter cost, without the hub's handshake). Run inside the hub container; argv: kind, user token.
+# and Jupyter cost, without the hub's handshake). Run inside the hub container; argv: kind, user, token, memory
+# (MB), seconds between two squeue (the server's port is tried every 0.1 s once the job runs).
 FLOOR_PROBE = r"""
-import subprocess, sys, time, urllib.request
-kind, token = sys.argv[1], sys.argv[2]
-port = 18000 + int(time.time()) % 1000
-prefix = "/user/alice/"
+import json, random, subprocess, sys, time, urllib.request
+kind, user, token, mem, squeue_every = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+port = random.randint(20000, 60000)
+prefix = f"/user/{user}/"
 hub = "http://jhub-demo-hub:8081/hub/api"
 env = {
-    "JUPYTERHUB_API_TOKEN": token, "JUPYTERHUB_API_URL": hub, "JUPYTERHUB_ACTIVITY_URL": hub + "/users/alice/activity",
-    "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-alice", "JUPYTERHUB_USER": "alice", "JUPYTERHUB_SERVER_NAME": "",
+    "JUPYTERHUB_API_TOKEN": token, "JUPYTERHUB_API_URL": hub, "JUPYTERHUB_ACTIVITY_URL": f"{hub}/users/{user}/activity",
+    "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{user}", "JUPYTERHUB_USER": user, "JUPYTERHUB_SERVER_NAME": "",
     "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": prefix, "JUPYTERHUB_DEFAULT_URL": "/lab",
     "JUPYTERHUB_OAUTH_CALLBACK_URL": prefix + "oauth_callback",
     "JUPYTERHUB_SERVICE_URL": f"http://0.0.0.0:{port}{prefix}",
@@ -66,32 +68,46 @@ else:
     path = "/api/status"
 script = (
     "#!/bin/bash\n"
-    "#SBATCH --partition=interactive --time=00:10:00 --cpus-per-task=1 --mem=512M --account=rrg-demo\n"
-    "#SBATCH --output=/dev/null\n"
+    f"#SBATCH --partition=interactive --time=00:10:00 --cpus-per-task=1 --mem={mem}M --account=rrg-demo\n"
+    "#SBATCH --output=.bench-floor-%j.log\n"
     "cd $HOME\n"
     "export JUPYTER_RUNTIME_DIR=/tmp/floor-$SLURM_JOB_ID\n"
     f"{exports}exec srun {cmd}\n"
 )
 start = time.monotonic()
-job = subprocess.run(["sudo", "-u", "alice", "sbatch", "--parsable"], input=script, text=True,
+job = subprocess.run(["sudo", "-u", user, "sbatch", "--parsable"], input=script, text=True,
                      capture_output=True, check=True).stdout.strip()
-node = ""
-while time.monotonic() - start < 300:
-    if not node:
+node, state, asked, ready = "", "", 0.0, False
+while time.monotonic() - start < 300 and state not in ("gone",):
+    if time.monotonic() - asked >= squeue_every:
+        asked = time.monotonic()
         out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %N"], capture_output=True, text=True).stdout.split()
-        if out and out[0] == "RUNNING":
+        state = out[0] if out else "gone"
+        if state == "RUNNING":
             node = out[1]
     if node:
         try:
             urllib.request.urlopen(f"http://{node}:{port}{path}", timeout=2)
+            ready = True
             break
         except Exception:
             pass
     time.sleep(0.1)
 took = time.monotonic() - start
 subprocess.run(["scancel", job])
-print(took)
+if ready:
+    print(json.dumps({"seconds": took}))
+else:
+    log = subprocess.run(["tail", "-n", "5", f"/home/{user}/.bench-floor-{job}.log"], capture_output=True, text=True)
+    print(json.dumps({"failed": f"job {job} {state} after {took:.0f} s: {log.stdout.strip()}"}))
 """
+
+
+def floor_probe(kind: str, user: HubClient, memory_mb: int, squeue_every: float = 0.1) -> float | str:
+    """Seconds from sbatch to an answering server, for one floor job of ``user``; or why it failed."""
+    args = [kind, user.user, user.token, str(memory_mb), str(squeue_every)]
+    answer = json.loads(hub_exec("python3", "-", *args, stdin=FLOOR_PROBE))
+    return float(answer["seconds"]) if "seconds" in answer else str(answer["failed"])
 
 
 def sh(*cmd: str, **kw: Any) -> str:
@@ -139,7 +155,10 @@ def bench_latency(repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         for kind, times in floors.items():
             wait_queue_empty()
-            times.append(float(hub_exec("python3", "-", kind, alice.token, stdin=FLOOR_PROBE).strip()))
+            took = floor_probe(kind, alice, 512)
+            if isinstance(took, str):
+                raise RuntimeError(f"floor job failed: {took}")
+            times.append(took)
         wait_queue_empty()
         start = time.monotonic()
         alice.start_server({"account": "rrg-demo", "memory": "512", "interface": "lab"})
@@ -166,16 +185,36 @@ def sdiag_total() -> int:
     return sum(int(m) for m in re.findall(r"count:(\d+)", users))
 
 
+def hub_pid() -> str:
+    return hub_exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub").strip()
+
+
+def hub_cpu_seconds() -> float:
+    """CPU time of the hub process and the commands it ran (sudo, sbatch, squeue), from /proc/<pid>/stat."""
+    fields = hub_exec("cat", f"/proc/{hub_pid()}/stat").rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
 def hub_rss_mb() -> float:
-    pid = hub_exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub").strip()
+    pid = hub_pid()
     status = hub_exec("cat", f"/proc/{pid}/status")
     return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def outcomes(results: list[float | str]) -> tuple[list[float], list[str]]:
+    """Seconds of the spawns that got ready, messages of those that failed."""
+    return [r for r in results if isinstance(r, float)], [r for r in results if isinstance(r, str)]
+
+
+def stop_all(users: list[HubClient]) -> None:
+    with cf.ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda c: c.stop_server(timeout=120), [c for c in users if c.user_model()["servers"]]))
 
 
 def bench_burst(n: int) -> dict[str, Any]:
     users = [client(f"bench{i:02d}", "bench-demo") for i in range(1, n + 1)]
     wait_queue_empty()
-    rss_before = hub_rss_mb()
+    rss_before, cpu_before, began = hub_rss_mb(), hub_cpu_seconds(), time.monotonic()
 
     def spawn(c: HubClient) -> float | str:
         start = time.monotonic()
@@ -193,40 +232,81 @@ def bench_burst(n: int) -> dict[str, Any]:
             rss_peak = max(rss_peak, hub_rss_mb())
             time.sleep(1)
     results = [f.result() for f in futures]
-    times = [r for r in results if isinstance(r, float)]
-    failures = [r for r in results if isinstance(r, str)]
-    with cf.ThreadPoolExecutor(max_workers=10) as pool:
-        list(pool.map(lambda c: c.stop_server(timeout=120), [c for c in users if c.user_model()["servers"]]))
+    cpu, wall = hub_cpu_seconds() - cpu_before, time.monotonic() - began
+    stop_all(users)
+    # The floor of the burst: the same number of jupyterhub-singleuser jobs submitted at once with sbatch.
+    wait_queue_empty()
+    with cf.ThreadPoolExecutor(max_workers=n) as pool:
+        # squeue once a second each, as the hub's job board (0.1 s each would load slurmctld with 500 RPC/s).
+        floor = list(pool.map(lambda c: floor_probe("singleuser", c, 256, squeue_every=1.0), users))
+    wait_queue_empty()
+    times, failures = outcomes(results)
+    floor_times, floor_failures = outcomes(floor)
     return {
         "n": n,
         "succeeded": len(times),
         "failures": failures[:3],
         "time": summary(times) if times else {},
         "times": times,
+        "floor_succeeded": len(floor_times),
+        "floor_failures": floor_failures[:3],
+        "floor": summary(floor_times) if floor_times else {},
+        "floor_times": floor_times,
         "hub_rss_mb": {"before": rss_before, "peak": rss_peak},
+        "hub_cpu": {"seconds": cpu, "share_of_one_core": cpu / wall},
     }
 
 
-def bench_slurm_load(pending: list[int], seconds: float = 20) -> list[dict[str, Any]]:
-    """RPCs per second received by slurmctld while N spawns are pending (the node drained, so they stay)."""
-    rows = []
-    for n in pending:
-        users = [client(f"bench{i:02d}", "bench-demo") for i in range(1, n + 1)] if n else []
-        wait_queue_empty()
-        hub_exec("scontrol", "update", "NodeName=jhub-demo-node1", "State=DRAIN", "Reason=bench")
+# batchspawner as shipped: no job board, each spawn runs its own squeue every 0.5 s (its startup_poll_interval).
+PER_JOB_DROP_IN = '{"HPCSlurmSpawner": {"job_board_cmd": ""}, "SlurmSpawner": {"startup_poll_interval": 0.5}}'
+DROP_IN_PATH = "/etc/jupyterhub/jupyterhub_config.d/90-bench-per-job.json"
+
+
+def restart_hub() -> None:
+    hub_exec("systemctl", "restart", "jupyterhub")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
-            for c in users:
-                c.start_server({"account": "rrg-demo", "memory": "256"})
-            time.sleep(5)  # every spawn submitted and polling
-            before, start = sdiag_total(), time.monotonic()
-            time.sleep(seconds)
-            rate = (sdiag_total() - before - 1) / (time.monotonic() - start)  # minus our own sdiag call
-            rows.append({"pending": n, "rpc_per_s": rate})
+            if HubClient(URL).session.get(URL + "/hub/health", timeout=5).status_code == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError("the hub did not come back")
+
+
+def bench_slurm_load(pending: list[int], seconds: float = 20) -> list[dict[str, Any]]:
+    """RPCs per second received by slurmctld while N spawns are pending (the node drained, so they stay), with
+    the hub's shared job board and, for comparison, with batchspawner's per-spawn queries."""
+    rows = []
+    for mode in ("job board", "per-spawn squeue"):
+        if mode == "per-spawn squeue":
+            hub_exec("install", "-m", "0644", "/dev/stdin", DROP_IN_PATH, stdin=PER_JOB_DROP_IN)
+            restart_hub()
+        try:
+            rows += [{"mode": mode, "pending": n, "rpc_per_s": slurm_rpc_rate(n, seconds)} for n in pending]
         finally:
-            for c in users:
-                c.stop_server(timeout=120)
-            hub_exec("scontrol", "update", "NodeName=jhub-demo-node1", "State=RESUME")
+            if mode == "per-spawn squeue":
+                hub_exec("rm", "-f", DROP_IN_PATH)
+                restart_hub()
     return rows
+
+
+def slurm_rpc_rate(n: int, seconds: float) -> float:
+    users = [client(f"bench{i:02d}", "bench-demo") for i in range(1, n + 1)]
+    wait_queue_empty()
+    hub_exec("scontrol", "update", "NodeName=jhub-demo-node1", "State=DRAIN", "Reason=bench")
+    try:
+        # At once: the hub answers each request only after slow_spawn_timeout (10 s) for a pending spawn.
+        with cf.ThreadPoolExecutor(max_workers=max(n, 1)) as pool:
+            list(pool.map(lambda c: c.start_server({"account": "rrg-demo", "memory": "256"}), users))
+        time.sleep(5)  # every spawn submitted and polling
+        before, start = sdiag_total(), time.monotonic()
+        time.sleep(seconds)
+        return (sdiag_total() - before - 1) / (time.monotonic() - start)  # minus our own sdiag call
+    finally:
+        stop_all(users)
+        hub_exec("scontrol", "update", "NodeName=jhub-demo-node1", "State=RESUME")
 
 
 # -- 4. logins ---------------------------------------------------------------------------------------------
@@ -289,50 +369,71 @@ def fmt(s: dict[str, float]) -> str:
     return f"{s['median']:.2f} s (min {s['min']:.2f}, max {s['max']:.2f}, n={s['n']})"
 
 
-def plots(results: dict[str, Any]) -> None:
+@contextlib.contextmanager
+def figure(name: str, title: str, xlabel: str, ylabel: str) -> Iterator[Any]:
+    """One plot, written to docs/bench/<name>.png."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    yield ax
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
     PLOTS.mkdir(parents=True, exist_ok=True)
-    if "latency" in results:
-        raw = results["latency"]["raw"]
-        fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig.savefig(PLOTS / f"{name}.png", dpi=100)
+    plt.close(fig)
+
+
+def plot_latency(latency: dict[str, Any]) -> None:
+    raw = latency["raw"]
+    with figure("latency", "Spawn latency against its floor", "", "seconds to an answering server") as ax:
         ax.boxplot(
             [raw["server"], raw["singleuser"], raw["hub"]],
             tick_labels=["sbatch\njupyter-server", "sbatch jupyterhub-\nsingleuser (floor)", "through the hub"],
         )
-        ax.set_ylabel("seconds to an answering server")
-        ax.set_title("Spawn latency against its floor")
-        fig.tight_layout()
-        fig.savefig(PLOTS / "latency.png", dpi=100)
-    if "bursts" in results:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.boxplot([b["times"] for b in results["bursts"]], tick_labels=[str(b["n"]) for b in results["bursts"]])
-        ax.set_xlabel("users starting at once")
-        ax.set_ylabel("seconds to ready")
-        ax.set_title("Bursts")
-        fig.tight_layout()
-        fig.savefig(PLOTS / "bursts.png", dpi=100)
-    if "slurm_load" in results:
-        rows = results["slurm_load"]
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([r["pending"] for r in rows], [r["rpc_per_s"] for r in rows], "o-", label="this hub (job board)")
-        ax.plot(
-            [r["pending"] for r in rows],
-            [2 * r["pending"] for r in rows],
-            "--",
-            label="batchspawner: 2 per pending spawn",
-        )
-        ax.set_xlabel("pending spawns")
-        ax.set_ylabel("slurmctld RPCs per second")
+
+
+def plot_bursts(bursts: list[dict[str, Any]]) -> None:
+    with figure("bursts", "Users starting at once", "users", "seconds to ready") as ax:
+        sizes = [b["n"] for b in bursts]
+        hub = ax.boxplot([b["times"] for b in bursts], positions=[i * 3 + 1 for i in range(len(sizes))])
+        floor = [b.get("floor_times", []) for b in bursts]
+        if all(floor):
+            low = ax.boxplot(floor, positions=[i * 3 for i in range(len(sizes))], patch_artist=True)
+            ax.legend([low["boxes"][0], hub["boxes"][0]], ["sbatch floor", "through the hub"])
+        ax.set_xticks([i * 3 + 0.5 for i in range(len(sizes))], [str(n) for n in sizes])
+
+
+def plot_slurm_load(rows: list[dict[str, Any]]) -> None:
+    title = "Load on slurmctld while spawns are pending"
+    with figure("slurm_load", title, "pending spawns", "RPCs per second") as ax:
+        for mode in dict.fromkeys(r.get("mode", "job board") for r in rows):
+            mine = [r for r in rows if r.get("mode", "job board") == mode]
+            ax.plot([r["pending"] for r in mine], [r["rpc_per_s"] for r in mine], "o-", label=mode)
         ax.legend()
-        ax.set_title("Load on Slurm while spawns are pending")
-        fig.tight_layout()
-        fig.savefig(PLOTS / "slurm_load.png", dpi=100)
-    if "logins" in results:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(results["logins"]["times"], bins=20)
-        ax.set_xlabel("seconds per login")
-        ax.set_title(f"{results['logins']['n']} concurrent PAM logins")
-        fig.tight_layout()
-        fig.savefig(PLOTS / "logins.png", dpi=100)
+
+
+def plot_logins(logins: dict[str, Any]) -> None:
+    with figure("logins", f"{logins['n']} concurrent PAM logins", "seconds per login", "logins") as ax:
+        ax.hist(logins["times"], bins=20)
+
+
+def plot_deploy(deploy: dict[str, Any]) -> None:
+    runs = [("first", r) for r in deploy["first"]] + [("re-run", r) for r in deploy["reruns"]]
+    with figure("deploy", "site.yml on the demo cluster", "", "seconds") as ax:
+        ax.bar(
+            range(len(runs)),
+            [r["seconds"] for _, r in runs],
+            tick_label=[f"{k}\nchanged={r['changed']}" for k, r in runs],
+        )
+
+
+PLOTTERS: dict[str, Callable[[Any], None]] = {
+    "latency": plot_latency,
+    "bursts": plot_bursts,
+    "slurm_load": plot_slurm_load,
+    "logins": plot_logins,
+    "deploy": plot_deploy,
+}
 
 
 def record(results: dict[str, Any], name: str, value: Any) -> None:
@@ -341,7 +442,7 @@ def record(results: dict[str, Any], name: str, value: Any) -> None:
     results.setdefault("dates", {})[name] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    plots(results)
+    PLOTTERS[name](value)
     print(name, json.dumps(value)[:400], flush=True)
 
 
