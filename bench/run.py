@@ -69,7 +69,7 @@ else:
 script = (
     "#!/bin/bash\n"
     f"#SBATCH --partition=interactive --time=00:10:00 --cpus-per-task=1 --mem={mem}M --account=rrg-demo\n"
-    "#SBATCH --output=.bench-floor-%j.log\n"
+    f"#SBATCH --output=/home/{user}/.bench-floor-%j.log\n"
     "cd $HOME\n"
     "export JUPYTER_RUNTIME_DIR=/tmp/floor-$SLURM_JOB_ID\n"
     f"{exports}exec srun {cmd}\n"
@@ -95,11 +95,13 @@ while time.monotonic() - start < 300 and state not in ("gone",):
     time.sleep(0.1)
 took = time.monotonic() - start
 subprocess.run(["scancel", job])
+log = f"/home/{user}/.bench-floor-{job}.log"
 if ready:
     print(json.dumps({"seconds": took}))
+    subprocess.run(["rm", "-f", log])
 else:
-    log = subprocess.run(["tail", "-n", "5", f"/home/{user}/.bench-floor-{job}.log"], capture_output=True, text=True)
-    print(json.dumps({"failed": f"job {job} {state} after {took:.0f} s: {log.stdout.strip()}"}))
+    tail = subprocess.run(["tail", "-n", "5", log], capture_output=True, text=True).stdout.strip()
+    print(json.dumps({"failed": f"job {job} {state} after {took:.0f} s: {tail}"}))
 """
 
 
@@ -275,7 +277,7 @@ def restart_hub() -> None:
     raise RuntimeError("the hub did not come back")
 
 
-def bench_slurm_load(pending: list[int], seconds: float = 20) -> list[dict[str, Any]]:
+def bench_slurm_load(pending: list[int], seconds: float = 30) -> list[dict[str, Any]]:
     """RPCs per second received by slurmctld while N spawns are pending (the node drained, so they stay), with
     the hub's shared job board and, for comparison, with batchspawner's per-spawn queries."""
     rows = []
@@ -300,7 +302,7 @@ def slurm_rpc_rate(n: int, seconds: float) -> float:
         # At once: the hub answers each request only after slow_spawn_timeout (10 s) for a pending spawn.
         with cf.ThreadPoolExecutor(max_workers=max(n, 1)) as pool:
             list(pool.map(lambda c: c.start_server({"account": "rrg-demo", "memory": "256"}), users))
-        time.sleep(5)  # every spawn submitted and polling
+        time.sleep(10)  # every spawn submitted (sbatch is an RPC too) and polling
         before, start = sdiag_total(), time.monotonic()
         time.sleep(seconds)
         return (sdiag_total() - before - 1) / (time.monotonic() - start)  # minus our own sdiag call
