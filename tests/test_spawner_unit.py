@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from batchspawner.batchspawner import JobStatus
-from hpc_spawner import HPCSlurmSpawner
+from hpc_spawner import HPCSlurmSpawner, JobEndedEarly
 
 CLUSTER = {
     "name": "demo",
@@ -34,6 +34,13 @@ def fake(tmp_path: Path, name: str, body: str) -> str:
     script.write_text(f"#!/bin/sh\n{body}\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return str(script)
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, read, released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
@@ -162,10 +169,7 @@ def test_start_returns_once_the_server_accepts_connections(tmp_path: Path) -> No
     s = spawner(tmp_path, port_poll_interval=0.05, http_timeout=30)
 
     async def server_later() -> bool:
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+        port = free_port()
 
         async def serve() -> asyncio.Server:
             await asyncio.sleep(0.3)  # the job reported its port; the server is still importing
@@ -181,9 +185,15 @@ def test_start_returns_once_the_server_accepts_connections(tmp_path: Path) -> No
 
 def test_a_server_that_never_listens_is_left_to_the_hubs_check(tmp_path: Path) -> None:
     s = spawner(tmp_path, port_poll_interval=0.05, http_timeout=1)
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     assert asyncio.run(s.wait_for_port("127.0.0.1", port)) is False
     assert asyncio.run(spawner(tmp_path, port_poll_interval=0).wait_for_port("127.0.0.1", port)) is False
+
+
+def test_a_job_that_ends_after_reporting_its_port_fails_the_wait(tmp_path: Path) -> None:
+    gone = fake(tmp_path, "squeue", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
+    s = spawner(tmp_path, port_poll_interval=0.05, http_timeout=30, job_watch_interval=0.2, batch_query_cmd=gone)
+    s.job_id = "7"
+    port = free_port()
+    with pytest.raises(JobEndedEarly):
+        asyncio.run(s.wait_for_port("127.0.0.1", port))

@@ -351,11 +351,16 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def wait_for_port(self, ip: str, port: int) -> bool:
         """Wait until the server accepts connections, at most http_timeout; JupyterHub's own check follows and
-        reports a server that never answers, so this only returns sooner."""
+        reports a server that never answers, so this only returns sooner. Raises JobEndedEarly if the job ends."""
         if self.port_poll_interval <= 0:
             return False
         deadline = time.monotonic() + self.http_timeout
+        next_watch = time.monotonic() + self.job_watch_interval
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_watch:  # a server that dies after reporting its port: fail now, with why
+                next_watch = time.monotonic() + self.job_watch_interval
+                if await self.query_job_status() == JobStatus.NOTFOUND:
+                    raise JobEndedEarly(getattr(self, "_submitted_job", "") or self.job_id)
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=5)
             except (TimeoutError, OSError):
