@@ -197,3 +197,29 @@ def test_a_job_that_ends_after_reporting_its_port_fails_the_wait(tmp_path: Path)
     port = free_port()
     with pytest.raises(JobEndedEarly):
         asyncio.run(s.wait_for_port("127.0.0.1", port))
+
+
+def test_an_interrupted_start_leaves_no_job_behind(tmp_path: Path) -> None:
+    """The user's Cancel while the job is pending (JupyterHub cancels start()): the job is scancel'ed even when a
+    query failed at that moment and batchspawner forgot the job id."""
+    cancelled = tmp_path / "cancelled"
+    s = spawner(
+        tmp_path,
+        batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
+        job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
+        job_board_interval=0.1,
+        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
+        job_watch_interval=0.2,
+    )
+
+    async def start_then_cancel() -> None:
+        await s.apply_options({"account": "def-alice"})
+        starting = asyncio.ensure_future(s.start())
+        await asyncio.sleep(1)
+        s.clear_state()  # what batchspawner does when a query fails during the interruption
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+
+    asyncio.run(start_then_cancel())
+    assert cancelled.read_text().split() == ["7"]

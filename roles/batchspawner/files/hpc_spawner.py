@@ -322,12 +322,14 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         starting = asyncio.ensure_future(super().start())
         began = time.monotonic()
         limit = self.pending_timeout or max(self.start_timeout - 10.0, self.job_watch_interval)
+        started = False
         try:
             while True:
                 done, _ = await asyncio.wait([starting], timeout=self.job_watch_interval)
                 if done:
                     ip, port = starting.result()
                     await self.wait_for_port(ip, port)
+                    started = True
                     return ip, port
                 job_id = getattr(self, "_submitted_job", "")
                 if not (job_id and self.job_id):
@@ -348,6 +350,22 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         finally:
             if not starting.done():
                 starting.cancel()
+            if not started:
+                await self.cancel_submitted()
+
+    async def cancel_submitted(self) -> None:
+        """A start that did not succeed (failed, timed out, or interrupted by the user's Cancel) leaves no job
+        behind. batchspawner forgets the job id when a query fails while the spawn is interrupted, and the hub's
+        stop then has nothing to cancel: the job would start later and run for its whole walltime."""
+        job_id = getattr(self, "_submitted_job", "")
+        if not job_id:
+            return
+        self._submitted_job = ""
+        cmd = " ".join((self.exec_prefix, self.batch_cancel_cmd)).format(**{**self.get_req_subvars(), "job_id": job_id})
+        try:
+            await self.run_command(cmd)
+        except RuntimeError as err:  # already ended: nothing to cancel
+            self.log.debug("scancel of job %s after a failed start: %s", job_id, err)
 
     async def wait_for_port(self, ip: str, port: int) -> bool:
         """Wait until the server accepts connections, at most http_timeout; JupyterHub's own check follows and
@@ -382,6 +400,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         )
         await self.cancel_batch_job()
         self.clear_state()
+        self._submitted_job = ""  # cancelled here
         cluster = self.model["display_name"]
         raise RuntimeError(
             self.timeout_help.format(job_id=job_id, seconds=round(waited), reason=reason or "unknown", cluster=cluster)
@@ -425,6 +444,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def fail_with_output(self, job_id: str) -> None:
         self.clear_state()
+        self._submitted_job = ""  # ended: nothing to cancel
         tail = await self.job_output_tail(job_id)
         message = f"Job {job_id} ended before the server started."
         raise RuntimeError(f"{message} End of its output:\n{tail}" if tail else message)
