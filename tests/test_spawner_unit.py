@@ -137,17 +137,26 @@ def test_a_board_without_answer_keeps_the_job(tmp_path: Path) -> None:
     assert asyncio.run(s.query_job_status()) == JobStatus.UNKNOWN
 
 
-def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path: Path) -> None:
-    cancelled = tmp_path / "cancelled"
-    s = spawner(
+def pending_job_spawner(tmp_path: Path, cancelled: Path, **config: Any) -> HPCSlurmSpawner:
+    """sbatch answers job 7, which stays pending; scancel appends the job id to ``cancelled``."""
+    return spawner(
         tmp_path,
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
         job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
         job_board_interval=0.1,
-        pending_reason_cmd=fake(tmp_path, "squeue-reason", "echo Resources") + " {job_id}",
-        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >{cancelled}") + " {job_id}",
-        pending_timeout=1.0,
+        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
         job_watch_interval=0.2,
+        **config,
+    )
+
+
+def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path: Path) -> None:
+    cancelled = tmp_path / "cancelled"
+    s = pending_job_spawner(
+        tmp_path,
+        cancelled,
+        pending_reason_cmd=fake(tmp_path, "squeue-reason", "echo Resources") + " {job_id}",
+        pending_timeout=1.0,
     )
 
     async def start() -> Any:
@@ -203,14 +212,7 @@ def test_an_interrupted_start_leaves_no_job_behind(tmp_path: Path) -> None:
     """The user's Cancel while the job is pending (JupyterHub cancels start()): the job is scancel'ed even when a
     query failed at that moment and batchspawner forgot the job id."""
     cancelled = tmp_path / "cancelled"
-    s = spawner(
-        tmp_path,
-        batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
-        job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
-        job_board_interval=0.1,
-        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
-        job_watch_interval=0.2,
-    )
+    s = pending_job_spawner(tmp_path, cancelled)
 
     async def start_then_cancel() -> None:
         await s.apply_options({"account": "def-alice"})

@@ -162,6 +162,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         help="Slurm's reason a job is pending, run as the hub's user (as job_board_cmd).",
     ).tag(config=True)
 
+    _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
     _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
     _accounts_cache: ClassVar[dict[str, tuple[float, list[str] | None]]] = {}
 
@@ -331,7 +332,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                     await self.wait_for_port(ip, port)
                     started = True
                     return ip, port
-                job_id = getattr(self, "_submitted_job", "")
+                job_id = self._submitted_job
                 if not (job_id and self.job_id):
                     continue
                 status = await self.query_job_status()
@@ -346,7 +347,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         except RuntimeError as err:
             if "disappeared" not in str(err):
                 raise
-            await self.fail_with_output(getattr(self, "_submitted_job", ""))
+            await self.fail_with_output(self._submitted_job)
         finally:
             if not starting.done():
                 starting.cancel()
@@ -354,18 +355,17 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 await self.cancel_submitted()
 
     async def cancel_submitted(self) -> None:
-        """A start that did not succeed (failed, timed out, or interrupted by the user's Cancel) leaves no job
-        behind. batchspawner forgets the job id when a query fails while the spawn is interrupted, and the hub's
-        stop then has nothing to cancel: the job would start later and run for its whole walltime."""
-        job_id = getattr(self, "_submitted_job", "")
-        if not job_id:
+        """A start that did not succeed (failed, timed out, pending too long, or interrupted by the user's Cancel)
+        leaves no job behind. batchspawner forgets the job id when a query fails while the spawn is interrupted,
+        and the hub's stop then has nothing to cancel: the job would start later and run for its whole walltime."""
+        if not self._submitted_job:
             return
-        self._submitted_job = ""
-        cmd = " ".join((self.exec_prefix, self.batch_cancel_cmd)).format(**{**self.get_req_subvars(), "job_id": job_id})
+        self.job_id, self._submitted_job = self._submitted_job, ""
         try:
-            await self.run_command(cmd)
+            await self.cancel_batch_job()
         except RuntimeError as err:  # already ended: nothing to cancel
-            self.log.debug("scancel of job %s after a failed start: %s", job_id, err)
+            self.log.debug("scancel of job %s after a failed start: %s", self.job_id, err)
+        self.clear_state()
 
     async def wait_for_port(self, ip: str, port: int) -> bool:
         """Wait until the server accepts connections, at most http_timeout; JupyterHub's own check follows and
@@ -378,7 +378,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             if time.monotonic() >= next_watch:  # a server that dies after reporting its port: fail now, with why
                 next_watch = time.monotonic() + self.job_watch_interval
                 if await self.query_job_status() == JobStatus.NOTFOUND:
-                    raise JobEndedEarly(getattr(self, "_submitted_job", "") or self.job_id)
+                    raise JobEndedEarly(self._submitted_job or self.job_id)
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=5)
             except (TimeoutError, OSError):
@@ -389,7 +389,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         return False
 
     async def cancel_pending(self, job_id: str, waited: float) -> None:
-        """Cancel a job that is still pending at the timeout; raise what the user should know."""
+        """A job still pending at the timeout: raise what the user should know (start() then cancels it)."""
         reason = "unknown"
         try:
             reason = str(await self.run_command(self.pending_reason_cmd.format(job_id=job_id))).strip() or reason
@@ -398,9 +398,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         self.log.warning(
             "Job %s of %s still pending after %.0f s (%s): cancelling it", job_id, self.user.name, waited, reason
         )
-        await self.cancel_batch_job()
-        self.clear_state()
-        self._submitted_job = ""  # cancelled here
         cluster = self.model["display_name"]
         raise RuntimeError(
             self.timeout_help.format(job_id=job_id, seconds=round(waited), reason=reason or "unknown", cluster=cluster)
@@ -444,7 +441,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def fail_with_output(self, job_id: str) -> None:
         self.clear_state()
-        self._submitted_job = ""  # ended: nothing to cancel
         tail = await self.job_output_tail(job_id)
         message = f"Job {job_id} ended before the server started."
         raise RuntimeError(f"{message} End of its output:\n{tail}" if tail else message)
