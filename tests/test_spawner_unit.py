@@ -58,7 +58,7 @@ def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
         accounts_cmd=fake(tmp_path, "sacctmgr", "echo def-alice"),
         req_homedir=str(tmp_path),
         req_keepvars="PATH",
-        **{"job_board_cmd": "", **config},
+        **{"job_board_cmd": "", "job_ledger_file": str(tmp_path / "jobs.json"), **config},
     )
     return s
 

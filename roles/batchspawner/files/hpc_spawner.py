@@ -24,13 +24,25 @@ import posixpath
 import re
 import shlex
 import time
+import weakref
 from typing import Any, ClassVar
 
+import hpc_port_api
 import hpc_resources as rules
 from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import JobStatus
+from hpc_commands import Result, clean_env, run_bounded
+from hpc_ledger import JobLedger
 from tornado import web
-from traitlets import Dict, Float, Unicode, default
+from traitlets import Dict, Float, Integer, Unicode, default
+
+# batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
+hpc_port_api.install()
+
+# What an account name from sacctmgr must look like to be offered in the form.
+_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Characters a job's output may not bring into a message shown to the user (controls other than newline and tab).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
 DEFAULT_TIMEOUT_HELP = (
@@ -46,13 +58,16 @@ class JobBoard:
     """One ``squeue`` per interval answers every spawner of the hub: the status of all the jobs asked about
     since the last round, in a single call. Load on slurmctld: one RPC per interval, however many spawns wait."""
 
-    def __init__(self, cmd: str, interval: float) -> None:
+    def __init__(self, cmd: str, interval: float, timeout: float = 30.0, limit: int = 1 << 20) -> None:
         self.cmd = cmd
         self.interval = interval
+        self.timeout = timeout
+        self.limit = limit
         self._wanted: set[str] = set()
         self._next: asyncio.Future[tuple[dict[str, str], str]] | None = None
         self._last_start = -1e9
-        self._task: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()  # a running task must be referenced
+        self._lock: asyncio.Lock | None = None
         self.rounds = 0
 
     async def status(self, job_id: str) -> str | None:
@@ -60,27 +75,34 @@ class JobBoard:
         self._wanted.add(job_id)
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
-            self._task = asyncio.ensure_future(self._round(self._next))  # kept: a task must be referenced
+            task = asyncio.ensure_future(self._round(self._next))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         found, error = await asyncio.shield(self._next)
         return None if error else found.get(job_id, "")
 
     async def _round(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one squeue at a time, even when each waits for its time limit
+            await self._ask(future)
+
+    async def _ask(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
         await asyncio.sleep(max(0.0, self._last_start + self.interval - time.monotonic()))
         self._next = None  # later questions wait for the next round
         ids, self._wanted = sorted(self._wanted, key=_job_order), set()
         self._last_start = time.monotonic()
         self.rounds += 1
         try:
-            proc = await asyncio.create_subprocess_shell(
-                self.cmd.format(job_ids=",".join(ids)), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            result = await run_bounded(
+                self.cmd.format(job_ids=",".join(ids)), env=clean_env(), timeout=self.timeout, limit=self.limit
             )
-            out, err = await proc.communicate()
         except OSError as exc:
             future.set_result(({}, str(exc)))
             return
-        text = out.decode(errors="replace")
-        if proc.returncode != 0:
-            problem = err.decode(errors="replace").strip()
+        text = result.stdout.decode(errors="replace")
+        if result.returncode != 0:
+            problem = result.stderr.decode(errors="replace").strip()
             # One id that Slurm no longer knows: an answer ("not listed"), not a failure.
             future.set_result(({}, "" if "Invalid job id specified" in problem else problem or "squeue failed"))
             return
@@ -94,6 +116,10 @@ class JobBoard:
 
 def _job_order(job_id: str) -> tuple[int, str]:
     return (int(job_id), "") if job_id.isdigit() else (0, job_id)
+
+
+class CommandNoAnswer(RuntimeError):
+    """A command run for a user did not end within command_timeout (it was ended)."""
 
 
 class JobEndedEarly(Exception):
@@ -124,8 +150,45 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     output_tail_cmd = Unicode(
-        "/usr/bin/tail -n 30 -- {path}",
-        help="Reads the end of the job's output, run as the user with exec_prefix. Empty: do not show it.",
+        "/usr/bin/python3 -I -S /usr/local/lib/jupyterhub-hpc/hpc_job_tail.py {max_bytes} {path}",
+        help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (hpc_job_tail.py:"
+        " a regular file only, never through a link), run as the user with exec_prefix. Empty: do not show it.",
+    ).tag(config=True)
+
+    output_tail_bytes = Integer(4096, help="At most this many bytes of a job's output are shown.").tag(config=True)
+
+    output_tail_lines = Integer(30, help="At most this many lines of a job's output are shown.").tag(config=True)
+
+    command_timeout = Float(
+        30.0,
+        help="Seconds any command run for a user (sbatch, squeue, scancel, sacctmgr, the output tail) may take; "
+        "then it is ended and counts as no answer.",
+    ).tag(config=True)
+
+    command_output_limit = Integer(
+        1 << 20, help="Bytes of a command's output (each stream) the hub keeps; the rest is read and dropped."
+    ).tag(config=True)
+
+    command_concurrency = Integer(
+        8, help="Commands the hub runs at once for its users; more wait for a free slot."
+    ).tag(config=True)
+
+    job_ledger_file = Unicode(
+        "jupyterhub-jobs.json",
+        help="Where the hub records the jobs it submitted until it sees them end (relative: the hub's working "
+        "directory). Empty: no ledger, no reconciler.",
+    ).tag(config=True)
+
+    lost_jobs_cmd = Unicode(
+        "/usr/bin/squeue --noheader --user={username} --name=jupyterhub --format=%i",
+        help="The user's jobs with the hub's job name ({username} shell-quoted), run as the hub's user: where the "
+        "reconciler looks for a job an unanswered sbatch may have submitted.",
+    ).tag(config=True)
+
+    reconcile_interval = Float(
+        60.0,
+        help="Seconds between two rounds of the reconciler, which cancels the recorded jobs no server owns "
+        "(a stop while Slurm did not answer). 0: never.",
     ).tag(config=True)
 
     job_watch_interval = Float(2.0, help="Seconds between checks that a starting job is still there.").tag(config=True)
@@ -165,6 +228,105 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
     _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
     _accounts_cache: ClassVar[dict[str, tuple[float, list[str] | None]]] = {}
+    _ledgers: ClassVar[dict[str, JobLedger]] = {}
+    _live: ClassVar[weakref.WeakSet[HPCSlurmSpawner]] = weakref.WeakSet()
+    _reconcilers: ClassVar[dict[str, asyncio.Future[None]]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        HPCSlurmSpawner._live.add(self)
+        self.start_reconciler()
+
+    # -- commands run for the user: bounded in time and bytes, never with the hub's environment ----------------
+    async def run_limited(
+        self, cmd: str, stdin: bytes | None = None, env: dict[str, str] | None = None, limit: int = 0
+    ) -> Result:
+        return await run_bounded(
+            cmd,
+            env=clean_env() if env is None else env,
+            timeout=self.command_timeout,
+            limit=limit or self.command_output_limit,
+            concurrency=self.command_concurrency,
+            stdin=stdin,
+        )
+
+    async def run_command(self, cmd: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
+        """batchspawner's run_command (stdout on success, RuntimeError with stderr otherwise), bounded. batchspawner
+        gives the hub's whole environment to every command but sbatch, and ``sudo -E`` passes it on to a process
+        of the user's: here a command gets only ``clean_env()`` or what the caller names (sbatch: get_env())."""
+        result = await self.run_limited(cmd, stdin=input.encode() if input else None, env=env)
+        if result.timed_out:
+            self.log.warning("No answer within %g s, ended: %s", self.command_timeout, cmd)
+            raise CommandNoAnswer(f"no answer within {self.command_timeout:g} s")
+        if result.returncode != 0:
+            error = result.stderr.decode(errors="replace").strip()
+            self.log.error("Command failed (exit status %s): %s: %s", result.returncode, cmd, error[-500:])
+            raise RuntimeError(error)
+        return result.stdout.decode(errors="replace").strip()
+
+    # -- the jobs the hub submitted: recorded, and cancelled when no server owns them ------------------------
+    @property
+    def ledger(self) -> JobLedger:
+        key = self.job_ledger_file
+        if key not in self._ledgers:
+            self._ledgers[key] = JobLedger(key)
+        return self._ledgers[key]
+
+    def start_reconciler(self) -> None:
+        if not (self.job_ledger_file and self.reconcile_interval > 0):
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (constructed outside the hub): nothing to schedule
+            return
+        running = self._reconcilers.get(self.job_ledger_file)
+        if running is None or running.done():
+            self._reconcilers[self.job_ledger_file] = asyncio.ensure_future(self._reconcile_forever())
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            # The first round waits one interval: after a hub restart, the servers' spawners are loaded first.
+            await asyncio.sleep(self.reconcile_interval)
+            try:
+                await self.reconcile()
+            except Exception:  # the loop must outlive any one round's failure
+                self.log.exception("Job reconciler round failed")
+
+    async def reconcile(self) -> list[str]:
+        """Cancel, as its user, every recorded job no live spawner owns; forget the ones Slurm says are ended.
+        Returns the ids cancelled."""
+        mine = [s for s in list(self._live) if s.job_ledger_file == self.job_ledger_file]
+        owned = {job for s in mine for job in (s.job_id, s._submitted_job) if job}
+        cancelled = []
+        for job_id, user in sorted(self.ledger.jobs().items()):
+            if job_id not in owned and await self._cancel_recorded(job_id, user):
+                cancelled.append(job_id)
+        for user in self.ledger.lost():
+            # Jobs an unanswered sbatch may have submitted: the user's jobs with the hub's job name.
+            result = await self.run_limited(self.lost_jobs_cmd.format(username=shlex.quote(user)))
+            if result.returncode != 0:
+                continue  # no answer yet
+            for job_id in result.stdout.decode(errors="replace").split():
+                if job_id.isdigit() and job_id not in owned:
+                    self.ledger.add(job_id, user)  # cancelled from the ledger, this round or the next
+                    cancelled += [job_id] if await self._cancel_recorded(job_id, user) else []
+            self.ledger.remove_lost(user)
+        return cancelled
+
+    async def _cancel_recorded(self, job_id: str, user: str) -> bool:
+        """scancel a recorded job as its user; forget it once Slurm says it is cancelled or already gone."""
+        prefix = self.exec_prefix.format(username=shlex.quote(user))
+        result = await self.run_limited(f"{prefix} {self.batch_cancel_cmd.format(job_id=job_id)}")
+        problem = result.stderr.decode(errors="replace")
+        if result.returncode == 0:
+            self.log.warning("Cancelled job %s of %s: submitted by the hub, owned by no server", job_id, user)
+            self.ledger.remove(job_id)
+            return True
+        if "Invalid job id" in problem or "already completing or completed" in problem:
+            self.ledger.remove(job_id)
+        else:  # no answer: next round
+            self.log.warning("Cannot cancel job %s of %s yet: %s", job_id, user, problem.strip()[-200:])
+        return False
 
     @property
     def model(self) -> dict[str, Any]:
@@ -184,16 +346,14 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         accounts: list[str] | None = None
         if self.accounts_cmd:
             cmd = self.accounts_cmd.format(username=shlex.quote(name))
-            proc = await asyncio.create_subprocess_shell(
-                cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-            )
-            out, err = await proc.communicate()
-            if proc.returncode == 0:
+            result = await self.run_limited(cmd)
+            if result.returncode == 0:
                 prefixes = tuple(self.model["account_prefixes"]) or ("",)
-                found = {line.strip() for line in out.decode().splitlines() if line.strip()}
-                accounts = sorted(a for a in found if a.startswith(prefixes))
+                found = {line.strip() for line in result.stdout.decode(errors="replace").splitlines() if line.strip()}
+                accounts = sorted(a for a in found if a.startswith(prefixes) and _ACCOUNT.fullmatch(a))
             else:
-                self.log.warning("Cannot list Slurm accounts of %s (%s): %s", name, cmd, err.decode().strip())
+                problem = result.stderr.decode(errors="replace").strip()[-300:]
+                self.log.warning("Cannot list Slurm accounts of %s (%s): %s", name, cmd, problem)
         self._accounts_cache[name] = (time.monotonic(), accounts)
         return accounts
 
@@ -266,17 +426,29 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """Form data -> user_options; a broken rule raises, and the hub shows the form again with the message."""
         options = {key: values[0] for key, values in formdata.items() if key in rules.LABELS and values}
         self._submitted = options  # shown again in the form if a rule is broken
+        accounts = await self.user_accounts()
         # A plain ValueError: the hub renders the form again with this message as the error.
-        rules.validate_request(options, self.model, await self.user_accounts())
+        try:
+            rules.validate_request(options, self.model, accounts)
+        except ValueError:
+            raise
+        except Exception as err:  # a request the rules did not foresee: refused with a message, never a 500
+            raise ValueError(f"Invalid Server Options: {type(err).__name__}") from err
         return options
 
     # -- every request (form and API) ----------------------------------------------------------------------
     async def validated(self, options: dict[str, Any]) -> dict[str, Any]:
         """The request checked against the model, or HTTP 400 with every broken rule (API clients see it)."""
+        accounts = await self.user_accounts()
         try:
-            return rules.validate_request(options, self.model, await self.user_accounts())
+            return rules.validate_request(options, self.model, accounts)
         except rules.ResourceError as err:
             raise web.HTTPError(400, str(err), reason="Invalid Server Options") from err
+        except Exception as err:  # a request the rules did not foresee: refused, never a 500
+            self.log.warning("Server Options of %s refused, unexpected error: %r", self.user.name, err)
+            raise web.HTTPError(
+                400, f"Invalid Server Options: {type(err).__name__}", reason="Invalid Server Options"
+            ) from err
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
@@ -310,10 +482,18 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """Submit; if Slurm refuses, say so with Slurm's own reason (not a bare HTTP 500)."""
         try:
             job_id = await super().submit_batch_script()
+        except CommandNoAnswer as err:
+            self.ledger.add_lost(self.user.name)  # the job may exist: the reconciler looks for it
+            raise RuntimeError(
+                f"Slurm did not answer within {self.command_timeout:g} s: no server was started. Try again in a "
+                "few minutes; if Slurm submitted the job meanwhile, the hub cancels it."
+            ) from err
         except RuntimeError as err:
             reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
             raise RuntimeError(f"Slurm refused the job: {reason}") from err
         self._submitted_job = str(job_id)
+        if self._submitted_job:
+            self.ledger.add(self._submitted_job, self.user.name)
         return job_id
 
     async def start(self) -> Any:
@@ -409,7 +589,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             return None
         key = (self.job_board_cmd, self.job_board_interval)
         if key not in self._boards:
-            self._boards[key] = JobBoard(self.job_board_cmd, self.job_board_interval)
+            self._boards[key] = JobBoard(
+                self.job_board_cmd, self.job_board_interval, self.command_timeout, self.command_output_limit
+            )
         return self._boards[key]
 
     async def query_job_status(self) -> Any:
@@ -432,11 +614,14 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 self.job_status = ""
                 self.log.warning("Slurm gave no answer about job %s, keeping it", self.job_id)
                 return JobStatus.UNKNOWN
+        job_id = self.job_id
         status = await super().query_job_status()
         text = (self.job_status or "").strip()
         if status == JobStatus.NOTFOUND and text and "Invalid job id specified" not in text:
-            self.log.warning("Slurm gave no answer about job %s, keeping it: %s", self.job_id, text[-300:])
+            self.log.warning("Slurm gave no answer about job %s, keeping it: %s", job_id, text[-300:])
             return JobStatus.UNKNOWN
+        if status == JobStatus.NOTFOUND and job_id:
+            self.ledger.remove(job_id)  # Slurm says it is gone
         return status
 
     async def fail_with_output(self, job_id: str) -> None:
@@ -446,18 +631,32 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         raise RuntimeError(f"{message} End of its output:\n{tail}" if tail else message)
 
     async def job_output_tail(self, job_id: str) -> str:
+        """At most output_tail_lines lines of the last output_tail_bytes bytes of the job's output, read as the
+        user; control characters removed; says when it was cut."""
         if not (job_id and self.output_tail_cmd):
             return ""
-        home = self.req_homedir
-        path = posixpath.join(home, self.job_output.replace("%j", job_id).replace("%u", self.user.name))
+        name = self.job_output.replace("%j", job_id).replace("%u", self.user.name)
+        path = posixpath.join(self.req_homedir, name)
         prefix = self.exec_prefix.format(username=shlex.quote(self.user.name))
-        cmd = f"{prefix} {self.output_tail_cmd.format(path=shlex.quote(path))}"
+        tail_cmd = self.output_tail_cmd.format(path=shlex.quote(path), max_bytes=int(self.output_tail_bytes))
         await asyncio.sleep(1)  # slurmd writes the last lines as the job ends
-        try:
-            return str(await self.run_command(cmd)).strip()
-        except RuntimeError as err:
-            self.log.warning("Cannot read the output of job %s: %s", job_id, err)
+        result = await self.run_limited(f"{prefix} {tail_cmd}", limit=self.output_tail_bytes + 32)
+        if result.returncode != 0:
+            problem = result.stderr.decode(errors="replace").strip()[-300:]
+            self.log.warning("Cannot read the output of job %s: %s", job_id, problem)
             return ""
+        size_line, _, data = result.stdout.partition(b"\n")
+        size = int(size_line) if size_line.isdigit() else len(data)
+        text = _CONTROL.sub("", data[: self.output_tail_bytes].decode(errors="replace"))
+        lines = text.splitlines()
+        if size > len(data) and lines:
+            lines = lines[1:]  # the first line read is a part of a line
+        cut = size > len(data) or len(lines) > self.output_tail_lines
+        lines = lines[-self.output_tail_lines :] if self.output_tail_lines > 0 else []
+        tail = "\n".join(lines).strip()
+        if cut:
+            tail = f"[cut: the end of {size} bytes; the whole output is ~/{name}]\n{tail}"
+        return tail
 
     async def _get_batch_script(self, **subvars: Any) -> str:
         # batchspawner merges the raw user_options over the template variables: take them back out, so

@@ -1,0 +1,288 @@
+"""Attacks by a hub user on what the hub does for her, tried against the real spawner classes (Slurm faked by
+shell scripts). The end-to-end replays against a real hub and Slurm are in molecule/default/tests/."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import hpc_port_api
+import pytest
+from hpc_commands import run_bounded
+from hpc_spawner import CommandNoAnswer, HPCSlurmSpawner
+from test_spawner_unit import fake, spawner
+from tornado import web
+
+ROOT = Path(__file__).resolve().parents[1]
+TAIL = ROOT / "roles" / "batchspawner" / "files" / "hpc_job_tail.py"
+PAYLOAD = "/usr/bin/touch /tmp/owned; /usr/bin/sudo -E -u {username}"
+
+
+# -- the port callback -------------------------------------------------------------------------------------------
+def post(spawner: HPCSlurmSpawner, body: bytes, token: str | None = None) -> Any:
+    """POST the body to the handler registered at /api/batchspawner, as the server's own token would."""
+    (handler_class,) = hpc_port_api.installed_handlers()
+    handler = object.__new__(handler_class)
+    user = SimpleNamespace(name=spawner.user.name, spawners={"": spawner})
+    handler._jupyterhub_user = user
+    handler.request = SimpleNamespace(body=body, method="POST", uri="/hub/api/batchspawner")
+    handler.application = SimpleNamespace(settings={})
+    handler.get_auth_token = lambda: spawner.api_token if token is None else token
+    replies: list[Any] = []
+    handler.set_status = lambda code, reason=None: replies.append(code)
+    handler.finish = lambda chunk=None: replies.append(chunk)
+    handler.set_header = lambda *a: None
+    handler_class.post(handler)
+    return replies
+
+
+def starting(tmp_path: Path) -> HPCSlurmSpawner:
+    s = spawner(tmp_path)
+    s.api_token = "the-servers-own-token"
+    s._spawn_pending = True  # the hub is waiting for this server: the one time a port report is expected
+    s.port = 0
+    return s
+
+
+def snapshot(s: HPCSlurmSpawner) -> tuple[dict[str, Any], dict[str, Any]]:
+    return dict(s._trait_values), {k: v for k, v in vars(s).items() if k != "_trait_values"}
+
+
+def test_only_the_projects_handler_answers_the_port_callback() -> None:
+    assert hpc_port_api.installed_handlers() == [hpc_port_api.PortReportHandler]
+
+
+def test_no_trait_or_attribute_of_the_spawner_can_be_set_through_the_port_callback(tmp_path: Path) -> None:
+    s = starting(tmp_path)
+    names = sorted((set(dir(s)) | set(s.trait_names())) - {"port"})
+    assert {"exec_prefix", "batch_submit_cmd", "batch_cancel_cmd", "batch_script", "cmd", "req_memory"} <= set(names)
+    before = snapshot(s)
+    settable = []
+    for name in names:
+        for value in (PAYLOAD, 4242, ["/bin/sh", "-c", "id"], {"a": 1}, None, True):
+            for body in ({name: value}, {name: value, "port": 5000}):
+                try:
+                    post(s, json.dumps(body).encode())
+                except web.HTTPError as err:
+                    assert err.status_code == 400
+                else:
+                    settable.append(name)
+                if snapshot(s) != before:
+                    settable.append(name)
+                    s = starting(tmp_path)
+                    before = snapshot(s)
+    assert settable == []
+    assert s.port == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"port": 0}',
+        b'{"port": 65536}',
+        b'{"port": -1}',
+        b'{"port": true}',
+        b'{"port": 8000.0}',
+        b'{"port": "8000"}',
+        b'{"port": 8000, "port": 8001}',
+        b'{"port": 8000, "ip": "10.0.0.1"}',
+        b"[8000]",
+        b"8000",
+        b"",
+        b"not json",
+        b'{"port": ' + b"9" * 400 + b"}",
+        b'{"port": 8000}' + b" " * 100,
+        b"\xff\xfe",
+    ],
+)
+def test_a_malformed_port_report_is_refused(tmp_path: Path, body: bytes) -> None:
+    s = starting(tmp_path)
+    with pytest.raises(web.HTTPError) as err:
+        post(s, body)
+    assert err.value.status_code == 400
+    assert s.port == 0
+
+
+def test_the_port_is_taken_once_from_the_servers_own_token_while_it_starts(tmp_path: Path) -> None:
+    s = starting(tmp_path)
+    with pytest.raises(web.HTTPError) as err:  # another token of the user (or anyone's): not the server's
+        post(s, b'{"port": 8000}', token="some-other-token")
+    assert err.value.status_code == 403 and s.port == 0
+    assert post(s, b'{"port": 8000}') == [201, json.dumps({"message": "port recorded"})]
+    assert s.port == 8000
+    with pytest.raises(web.HTTPError):  # a second report (the server is reachable: no redirecting it)
+        post(s, b'{"port": 9000}')
+    assert s.port == 8000
+    s._spawn_pending = False
+    s.port = 0
+    with pytest.raises(web.HTTPError):  # not starting
+        post(s, b'{"port": 9000}')
+    assert s.port == 0
+
+
+# -- bounded work on the user's behalf ------------------------------------------------------------------------
+def tail_spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
+    return spawner(
+        tmp_path,
+        output_tail_cmd=f"{sys.executable} -I -S {TAIL} {{max_bytes}} {{path}}",
+        command_timeout=5,
+        **config,
+    )
+
+
+def test_a_huge_job_output_is_cut_to_a_few_kib(tmp_path: Path) -> None:
+    (tmp_path / ".jupyterhub-slurm-7.log").write_text("x" * 5_000_000 + "\nlast line\n")
+    tail = asyncio.run(tail_spawner(tmp_path).job_output_tail("7"))
+    assert len(tail) < 5000
+    assert tail.startswith("[cut: the end of 5000011 bytes; the whole output is ~/.jupyterhub-slurm-7.log]")
+    assert tail.endswith("last line")
+
+
+def test_job_output_lines_are_limited_and_control_characters_removed(tmp_path: Path) -> None:
+    lines = [f"line {i}" for i in range(100)] + ["\x1b[31mred\x1b[0m \x07bell"]
+    (tmp_path / ".jupyterhub-slurm-7.log").write_text("\n".join(lines))
+    tail = asyncio.run(tail_spawner(tmp_path).job_output_tail("7"))
+    assert tail.splitlines()[-1] == "[31mred[0m bell"
+    assert tail.splitlines()[1] == "line 71" and len(tail.splitlines()) == 31  # the cut notice, then 30 lines
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink to a device", "symlink to a file"])
+def test_the_job_output_tail_never_follows_a_link_nor_reads_a_fifo(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / ".jupyterhub-slurm-7.log"
+    if kind == "fifo":
+        os.mkfifo(path)  # a read would block for ever
+    elif kind == "symlink to a device":
+        path.symlink_to("/dev/zero")  # a read would never end
+    else:
+        (tmp_path / "secret").write_text("not the job's output")
+        path.symlink_to(tmp_path / "secret")
+    began = time.monotonic()
+    assert asyncio.run(tail_spawner(tmp_path).job_output_tail("7")) == ""
+    assert time.monotonic() - began < 3  # 1 s of waiting for slurmd's last lines, then one open that fails
+
+
+def test_a_command_that_never_ends_is_ended_at_its_time_limit(tmp_path: Path) -> None:
+    s = spawner(tmp_path, command_timeout=0.5)
+    began = time.monotonic()
+    with pytest.raises(CommandNoAnswer):
+        asyncio.run(s.run_command("sleep 60"))
+    assert time.monotonic() - began < 4
+
+
+def test_a_command_that_floods_its_output_is_kept_to_the_limit() -> None:
+    result = asyncio.run(run_bounded("head -c 50000000 /dev/zero", env={}, timeout=30, limit=1000))
+    assert result.returncode == 0 and len(result.stdout) == 1000 and result.truncated
+
+
+def test_a_frozen_slurm_never_runs_more_than_the_slots_at_once(tmp_path: Path) -> None:
+    running = tmp_path / "running"
+    slow = fake(tmp_path, "squeue", f"echo x >>{running}; sleep 0.3; echo done")
+
+    async def many() -> None:
+        await asyncio.gather(*(run_bounded(slow, env={}, timeout=10, limit=100, concurrency=3) for _ in range(9)))
+
+    began = time.monotonic()
+    asyncio.run(many())
+    assert len(running.read_text().split()) == 9
+    assert time.monotonic() - began >= 0.85  # three rounds of three, not nine at once
+
+
+def test_the_hubs_secrets_never_reach_a_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFIGPROXY_AUTH_TOKEN", "proxy-secret")
+    monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "crypt-secret")
+    env_file = tmp_path / "env"
+    s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", f"env >{env_file}; echo 'RUNNING n1'"))
+    s.job_id = "7"
+    asyncio.run(s.query_job_status())
+    seen = env_file.read_text()
+    assert "PATH=" in seen
+    assert "proxy-secret" not in seen and "crypt-secret" not in seen
+
+
+# -- no orphans -----------------------------------------------------------------------------------------------
+def test_a_job_no_server_owns_is_cancelled_once_slurm_answers(tmp_path: Path) -> None:
+    cancelled, answer = tmp_path / "cancelled", tmp_path / "answer"
+    answer.write_text("down")
+    scancel = fake(
+        tmp_path,
+        "scancel",
+        f'if [ "$(cat {answer})" = down ]; then echo "scancel: error: Unable to contact slurm controller" >&2; '
+        f"exit 1; fi; echo $1 >>{cancelled}",
+    )
+    scancel += " {job_id}"
+    s = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"), batch_cancel_cmd=scancel)
+    other = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch-8", "cat >/dev/null; echo 8"))
+
+    async def scenario() -> list[list[str]]:
+        for each in (s, other):
+            await each.apply_options({"account": "def-alice"})
+            await each.submit_batch_script()
+        s.clear_state()  # a stop while Slurm did not answer: JupyterHub clears the state, the job id is lost
+        s._submitted_job = ""
+        rounds = [await s.reconcile()]  # Slurm down: kept for the next round
+        answer.write_text("up")
+        rounds.append(await s.reconcile())
+        rounds.append(await s.reconcile())
+        return rounds
+
+    assert asyncio.run(scenario()) == [[], ["7"], []]
+    assert cancelled.read_text().split() == ["7"]  # job 8 still belongs to a server: left alone
+    assert json.loads((tmp_path / "jobs.json").read_text())["jobs"].keys() == {"8"}
+
+
+def test_the_ledger_records_only_a_job_id(tmp_path: Path) -> None:
+    s = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo '7;cluster'"))
+
+    async def submit() -> None:
+        await s.apply_options({"account": "def-alice"})
+        await s.submit_batch_script()
+
+    asyncio.run(submit())
+    assert json.loads((tmp_path / "jobs.json").read_text())["jobs"].keys() == {"7"}
+    with pytest.raises(ValueError):
+        s.ledger.add("7; rm -rf ~", "alice")
+    with pytest.raises(ValueError):
+        s.ledger.add("8", "alice; id")
+
+
+def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: Path) -> None:
+    """slurmctld frozen: sbatch is ended at its time limit, but Slurm creates the job once it thaws."""
+    cancelled = tmp_path / "cancelled"
+    s = spawner(
+        tmp_path,
+        command_timeout=0.5,
+        batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; sleep 30; echo 9"),
+        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
+        lost_jobs_cmd=fake(tmp_path, "squeue-name", "echo 9") + " {username}",
+    )
+
+    async def scenario() -> list[str]:
+        await s.apply_options({"account": "def-alice"})
+        with pytest.raises(RuntimeError, match="Slurm did not answer within 0.5 s: no server was started"):
+            await s.submit_batch_script()
+        return await s.reconcile()
+
+    assert asyncio.run(scenario()) == ["9"]
+    assert cancelled.read_text().split() == ["9"]
+    assert json.loads((tmp_path / "jobs.json").read_text()) == {"jobs": {}, "lost": {}}
+
+
+# -- requests the rules did not foresee ------------------------------------------------------------------------
+def test_an_unexpected_error_in_the_rules_is_a_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hpc_resources
+
+    def broken(*_: Any) -> Any:
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(hpc_resources, "validate_request", broken)
+    with pytest.raises(web.HTTPError) as err:
+        asyncio.run(spawner(tmp_path).validated({"cores": 10**400}))
+    assert err.value.status_code == 400
+    with pytest.raises(ValueError, match="Invalid Server Options"):
+        asyncio.run(spawner(tmp_path).options_from_form({"cores": ["1e999"]}))
