@@ -489,6 +489,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 "few minutes; if Slurm submitted the job meanwhile, the hub cancels it."
             ) from err
         except RuntimeError as err:
+            # "Socket timed out" and the like: the job may exist all the same, as after no answer at all.
+            self.ledger.add_lost(self.user.name)
             reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
             raise RuntimeError(f"Slurm refused the job: {reason}") from err
         self._submitted_job = str(job_id)
