@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 IMAGE=${JUPYTERHUB_HPC_IMAGE:-jupyterhub-hpc/systemd}
 hash=$(cat scripts/build-images.sh images/systemd/Dockerfile | sha256sum | cut -c1-12)
-base="jupyterhub-hpc/bookworm-minbase:${hash}"
+# The debootstrap base depends on this script only: a Dockerfile change rebuilds the layer, not the rootfs.
+base="jupyterhub-hpc/bookworm-minbase:$(sha256sum scripts/build-images.sh | cut -c1-12)"
 
 if docker image inspect "${IMAGE}:${hash}" >/dev/null 2>&1; then
   docker tag "${IMAGE}:${hash}" "${IMAGE}:latest"

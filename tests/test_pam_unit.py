@@ -1,52 +1,539 @@
-"""The authenticator's decisions with PAM replaced (the real PAM stack is exercised in Molecule): a wrong
-password is a plain failure, a right password on an inactive account is a 403 that says what to check."""
+"""The authenticator's decisions, first with PAM replaced (wrong password, inactive account, throttling, bounded
+input, escaped logs, source address), then against the real PAM of this machine with pam_oath as second factor
+(as root, with libpam-oath installed: CI on Debian 12; skipped otherwise, with the reason)."""
 
 from __future__ import annotations
 
 import asyncio
+import glob
+import hashlib
+import hmac
+import logging
+import os
+import shutil
+import statistics
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from ctypes import POINTER, c_char, c_char_p, c_void_p, cast, create_string_buffer, pointer
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import jinja2
 import pamela
 import pytest
-from hpc_pam import HPCPAMAuthenticator
+from hpc_pam import (
+    PAM_CONV_ERR,
+    Conversation,
+    FailureLog,
+    HPCPAMAuthenticator,
+    PamResult,
+    address_key,
+    client_address,
+    loggable,
+    pam_login,
+)
+from hypothesis import given
+from hypothesis import strategies as st
 from tornado import web
 
-
-def authenticator(monkeypatch: pytest.MonkeyPatch, password_ok: bool, account_ok: bool) -> HPCPAMAuthenticator:
-    def authenticate(username: str, password: str, **kwargs: Any) -> None:
-        assert kwargs["check"] is False  # the account is checked separately, after the password
-        if not password_ok:
-            raise pamela.PAMError("Authentication failure", 7)
-
-    def check_account(username: str, **kwargs: Any) -> None:
-        if not account_ok:
-            raise pamela.PAMError("Authentication failure", 7)
-
-    monkeypatch.setattr(pamela, "authenticate", authenticate)
-    monkeypatch.setattr(pamela, "check_account", check_account)
-    return HPCPAMAuthenticator(cluster_name="Fir")
+ROOT = Path(__file__).resolve().parents[1]
+FAST = 0.2  # failed_login_min_seconds in the tests that are not about it
 
 
-def login(auth: HPCPAMAuthenticator, password: str = "pw") -> Any:
+# -- PAM replaced ------------------------------------------------------------------------------------------------
+@dataclass
+class FakePam:
+    """Stands for pam_login: which passwords are right, whether accounts are active; records the calls."""
+
+    password: str = "pw"
+    account_ok: bool = True
+    delay: float = 0.0
+    calls: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    def __call__(self, username: str, password: str, otp: str = "", **kwargs: Any) -> PamResult:
+        assert kwargs["check_account"] is True
+        self.calls.append((username, password, otp, kwargs["rhost"]))
+        time.sleep(self.delay)
+        if password != self.password:
+            return PamResult(7, "authenticate", "Authentication failure")
+        if not self.account_ok:
+            return PamResult(13, "account", "User account has expired")
+        return PamResult(0, "account", "Success")
+
+
+def authenticator(monkeypatch: pytest.MonkeyPatch, pam: FakePam | None = None, **config: Any) -> HPCPAMAuthenticator:
+    monkeypatch.setattr("hpc_pam.pam_login", pam or FakePam())
+    config.setdefault("failed_login_min_seconds", FAST)
+    return HPCPAMAuthenticator(cluster_name="Fir", **config)
+
+
+def handler(peer: str = "198.51.100.7", headers: dict[str, str] | None = None, local: str = "10.0.0.2") -> Any:
+    """What the authenticator uses of a login request: the TCP peer, this end's address, the headers."""
+    sock = SimpleNamespace(getsockname=lambda: (local, 8081))
+    connection = SimpleNamespace(
+        context=SimpleNamespace(address=(peer, 40000), trusted_downstream=set()),
+        stream=SimpleNamespace(socket=sock),
+    )
+    return SimpleNamespace(request=SimpleNamespace(remote_ip=peer, headers=headers or {}, connection=connection))
+
+
+def login(auth: HPCPAMAuthenticator, user: str = "alice", password: str = "pw", otp: str = "", h: Any = None) -> Any:
+    data = {"username": user, "password": password}
+    if otp:
+        data["otp"] = otp
+
     async def run() -> Any:
-        return await auth.authenticate(None, {"username": "alice", "password": password})
+        return await auth.authenticate(h if h is not None else handler(), data)
 
     return asyncio.run(run())
 
 
+def timed_login(auth: HPCPAMAuthenticator, **kwargs: Any) -> tuple[Any, float]:
+    start = time.monotonic()
+    try:
+        result = login(auth, **kwargs)
+    except web.HTTPError as err:
+        result = err
+    return result, time.monotonic() - start
+
+
 def test_right_password_and_active_account_log_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert login(authenticator(monkeypatch, password_ok=True, account_ok=True)) == "alice"
+    assert login(authenticator(monkeypatch)) == "alice"
 
 
 def test_wrong_password_reveals_nothing_about_the_account(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert login(authenticator(monkeypatch, password_ok=False, account_ok=False)) is None
+    assert login(authenticator(monkeypatch, FakePam(account_ok=False)), password="nope") is None
 
 
 def test_inactive_account_is_told_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(web.HTTPError) as err:
-        login(authenticator(monkeypatch, password_ok=True, account_ok=False))
+        login(authenticator(monkeypatch, FakePam(account_ok=False)))
     assert err.value.status_code == 403
     assert err.value.log_message == (
         "Your account or your access to Fir is currently inactive. Please check that: your account is active "
         "(it has been renewed); your access to Fir is enabled."
     )
+
+
+def test_failed_login_takes_the_minimum_time_and_a_success_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.5)
+    result, failed = timed_login(auth, password="nope")
+    assert result is None and 0.5 <= failed < 0.7
+    result, succeeded = timed_login(auth)
+    assert result == "alice" and succeeded < 0.2
+
+
+def test_the_form_fields_reach_pam_with_the_source_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    pam = FakePam()
+    auth = authenticator(monkeypatch, pam)
+    assert login(auth, otp=" 123456 ", h=handler("127.0.0.1", {"X-Forwarded-For": "203.0.113.9"})) == "alice"
+    assert pam.calls == [("alice", "pw", "123456", "203.0.113.9")]
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "otp"),
+    [
+        ("Alice", "pw", ""),  # not the system's spelling
+        ("a" * 33, "pw", ""),
+        ("alice\nFAKE", "pw", ""),
+        ("../etc", "pw", ""),
+        ("alice", "", ""),
+        ("alice", "x" * 1025, ""),
+        ("alice", "é" * 513, ""),  # 1026 bytes
+        ("alice", "pw\0rest", ""),  # C strings: PAM would see "pw"
+        ("alice", "pw", "1" * 33),
+        ("alice", "pw", "12 34"),
+        ("alice", "pw", "12\x1b34"),
+    ],
+)
+def test_bad_input_never_reaches_pam(monkeypatch: pytest.MonkeyPatch, user: str, password: str, otp: str) -> None:
+    pam = FakePam()
+    auth = authenticator(monkeypatch, pam, failed_login_min_seconds=0.0)
+    assert login(auth, user=user, password=password, otp=otp) is None
+    assert pam.calls == []
+
+
+def test_longest_input_still_reaches_pam(monkeypatch: pytest.MonkeyPatch) -> None:
+    pam = FakePam(password="x" * 1024)
+    auth = authenticator(monkeypatch, pam)
+    assert login(auth, user="a" * 32, password="x" * 1024, otp="1" * 32) == "a" * 32
+
+
+def test_failures_are_throttled_per_user_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failure_window_seconds=0.5)
+    for i in range(5):
+        assert login(auth, password="nope", h=handler(f"198.51.100.{i}")) is None  # from 5 addresses
+    result, took = timed_login(auth, h=handler("198.51.100.99"))  # the right password, from a 6th address
+    assert isinstance(result, web.HTTPError) and result.status_code == 429
+    assert result.log_message == "Too many failed logins. Please wait 1 seconds and try again."
+    assert took < 0.1
+    assert login(auth, user="bob") == "bob"  # other names are not concerned
+    time.sleep(0.5)
+    assert login(auth) == "alice"  # the window has passed
+
+
+def test_failures_are_throttled_per_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failures_per_address=10)
+    for i in range(10):
+        assert login(auth, user=f"user{i}", password="nope") is None
+    result, _ = timed_login(auth, user="someone")
+    assert isinstance(result, web.HTTPError) and result.status_code == 429
+    assert "Please wait 5 minutes" in str(result.log_message)
+    assert login(auth, user="someone", h=handler("192.0.2.1")) == "someone"  # other addresses are not concerned
+
+
+def test_x_real_ip_does_not_escape_the_address_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failures_per_address=3)
+    for i in range(3):
+        spoof = {"X-Real-Ip": f"203.0.113.{i}", "X-Forwarded-For": f"192.0.2.{i}, 198.51.100.7"}
+        assert login(auth, user=f"user{i}", password="nope", h=handler("127.0.0.1", spoof)) is None
+    with pytest.raises(web.HTTPError) as err:
+        spoof = {"X-Real-Ip": "203.0.113.99", "X-Forwarded-For": "192.0.2.99, 198.51.100.7"}
+        login(auth, user="user9", h=handler("127.0.0.1", spoof))
+    assert err.value.status_code == 429
+
+
+def test_a_success_resets_the_name_but_not_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failures_per_address=6)
+    for _ in range(4):
+        assert login(auth, password="nope") is None
+    assert login(auth) == "alice"
+    for _ in range(2):  # 4 + 2 failures for the address; the name starts again from 0
+        assert login(auth, password="nope") is None
+    with pytest.raises(web.HTTPError) as err:
+        login(auth, user="bob")
+    assert err.value.status_code == 429
+
+
+def test_an_inactive_account_with_its_right_password_is_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(monkeypatch, FakePam(account_ok=False), login_failures_per_user=2)
+    for _ in range(3):
+        with pytest.raises(web.HTTPError) as err:
+            login(auth)
+        assert err.value.status_code == 403
+
+
+def test_parallel_attempts_cannot_pass_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    pam = FakePam(delay=0.2)
+    auth = authenticator(monkeypatch, pam, failed_login_min_seconds=0.0, executor_threads=20)
+
+    async def storm() -> list[Any]:
+        attempts = [
+            auth.authenticate(handler(f"198.51.100.{i}"), {"username": "alice", "password": f"guess{i}"})
+            for i in range(20)
+        ]
+        return await asyncio.gather(*attempts, return_exceptions=True)
+
+    results = asyncio.run(storm())
+    assert len(pam.calls) == 5
+    assert sum(isinstance(r, web.HTTPError) and r.status_code == 429 for r in results) == 15
+
+
+def test_the_tables_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = authenticator(
+        monkeypatch, failed_login_min_seconds=0.0, login_failure_table_size=50, login_failures_per_address=0
+    )
+    for i in range(500):
+        assert login(auth, user=f"random{i}", password="nope", h=handler(f"10.1.{i // 200}.{i % 200}")) is None
+    assert len(auth.failures_by_name) == 50
+    assert len(auth.failures_by_address) == 0  # limit 0: off
+    assert auth.failures_by_name.retry_after("random499", time.monotonic()) == 0.0
+
+
+@given(st.lists(st.tuples(st.text(max_size=3), st.floats(0, 100)), max_size=200))
+def test_failure_log_never_holds_more_than_its_size(events: list[tuple[str, float]]) -> None:
+    log = FailureLog(limit=3, window=10.0, size=7)
+    now = 0.0
+    for key, step in events:
+        now += step
+        log.add(key, now)
+        assert len(log) <= 7
+        assert log.retry_after(key, now) <= 10.0
+
+
+def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.0)
+    hostile = "x\n[W hub] in: root\x1b[2J\u2028" + "y" * 100
+    with caplog.at_level(logging.WARNING):
+        login(auth, user=hostile, password="nope", h=handler("127.0.0.1", {"X-Forwarded-For": "203.0.113.5"}))
+        login(auth, user="alice", password="nope")
+    lines = [r.getMessage() for r in caplog.records if "Failed login" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0] == (
+        "Failed login for 'x\\n[W hub] in: root\\x1b[2J\\u2028yyyyyyyyy'...(123 chars) from 203.0.113.5: "
+        "not a valid user name"
+    )
+    assert lines[1] == "Failed login for 'alice' from 198.51.100.7: Authentication failure"
+    for line in lines:
+        assert line.isprintable() and line.isascii()
+
+
+def test_loggable_escapes_and_truncates() -> None:
+    assert loggable("alice") == "'alice'"
+    assert loggable("a\r\nb") == "'a\\r\\nb'"
+    assert loggable("é" * 40) == "'" + "\\xe9" * 32 + "'...(40 chars)"
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "expected"),
+    [
+        ("198.51.100.7", {}, "198.51.100.7"),
+        # Not through a proxy (a user's code on a compute node): headers are not believed.
+        ("10.0.0.9", {"X-Forwarded-For": "203.0.113.1", "X-Real-Ip": "203.0.113.2"}, "10.0.0.9"),
+        # Through the proxy (loopback, or this host's own address): its last X-Forwarded-For entry.
+        ("127.0.0.1", {"X-Forwarded-For": "192.0.2.66, 203.0.113.1"}, "203.0.113.1"),
+        ("10.0.0.2", {"X-Forwarded-For": "203.0.113.1"}, "203.0.113.1"),
+        ("::ffff:127.0.0.1", {"X-Forwarded-For": "2001:db8::5"}, "2001:db8::5"),
+        ("127.0.0.1", {"X-Real-Ip": "203.0.113.2"}, "127.0.0.1"),
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.1, bogus"}, "127.0.0.1"),
+    ],
+)
+def test_client_address(peer: str, headers: dict[str, str], expected: str) -> None:
+    assert client_address(handler(peer, headers).request) == expected
+
+
+def test_client_address_skips_trusted_proxies() -> None:
+    request = handler("192.0.2.10", {"X-Forwarded-For": "203.0.113.1, 192.0.2.20"}).request
+    assert client_address(request, ["192.0.2.10"]) == "192.0.2.20"
+    request.connection.context.trusted_downstream = {"192.0.2.20"}  # JupyterHub's trusted_downstream_ips
+    assert client_address(request, ["192.0.2.10"]) == "203.0.113.1"
+
+
+def test_ipv6_addresses_are_counted_per_64() -> None:
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert address_key("203.0.113.1") == "203.0.113.1"
+
+
+# -- the conversation, driven as PAM drives it -----------------------------------------------------------------------
+def converse(conversation: Conversation, messages: list[tuple[int, bytes]]) -> tuple[int, list[bytes | None]]:
+    """Call the conversation function as libpam does; return its code and the responses (freed here)."""
+    buffers = [create_string_buffer(text) for _, text in messages]
+    structs = [
+        pamela.PamMessage(style, cast(buf, POINTER(c_char))) for (style, _), buf in zip(messages, buffers, strict=True)
+    ]
+    array = (POINTER(pamela.PamMessage) * len(structs))(*[pointer(s) for s in structs])
+    responses = POINTER(pamela.PamResponse)()
+    code = conversation.callback(len(structs), array, pointer(responses), None)
+    answers: list[bytes | None] = []
+    if code == 0:
+        for i in range(len(structs)):
+            resp = responses[i].resp
+            answers.append(cast(resp, c_char_p).value if resp else None)
+            if resp:
+                pamela.LIBC["free"](cast(resp, c_void_p))
+        pamela.LIBC["free"](cast(responses, c_void_p))
+    return code, answers
+
+
+OFF, ON, ERR, INFO = (pamela.PAM_PROMPT_ECHO_OFF, pamela.PAM_PROMPT_ECHO_ON, pamela.PAM_ERROR_MSG, pamela.PAM_TEXT_INFO)
+
+
+def test_conversation_answers_password_then_otp_and_collects_messages() -> None:
+    conv = Conversation(b"alice", [b"pw", b"123456"])
+    assert converse(conv, [(INFO, b"Welcome\n"), (ON, b"login: "), (OFF, b"Password: ")]) == (
+        0,
+        [None, b"alice", b"pw"],
+    )
+    assert converse(conv, [(OFF, b"One-time password (OATH) for `alice': ")]) == (0, [b"123456"])
+    assert converse(conv, [(ERR, b"bad\x1b[31m")]) == (0, [None])
+    assert conv.messages == ["'Welcome\\n'", "'bad\\x1b[31m'"]
+    assert conv.prompts[-1] == '"One-time password (OATH) for `alice\': "'
+
+
+def test_conversation_is_bounded() -> None:
+    conv = Conversation(b"alice", [b"pw", b""])
+    assert converse(conv, [(OFF, b"Password: "), (OFF, b"OTP: ")])[0] == 0
+    assert converse(conv, [(OFF, b"Third secret: ")])[0] == PAM_CONV_ERR  # no more secrets
+    prompts = Conversation(b"alice", [b"pw", b""])
+    assert converse(prompts, [(ON, b"?")] * 4)[0] == 0
+    assert converse(prompts, [(ON, b"?")])[0] == PAM_CONV_ERR  # a fifth prompt
+    assert converse(Conversation(b"alice", [b"pw"]), [(99, b"?")])[0] == PAM_CONV_ERR  # unknown style
+
+
+# -- the real PAM of this machine ----------------------------------------------------------------------------------
+SERVICE = "jhtest-otp"
+OTP_USER, PW_USER = "jhtest-otp", "jhtest-pw"
+SECRET = "3132333435363738393031323334353637383930"  # RFC 6238's test key
+PAM_OATH = [p for p in glob.glob("/usr/lib/*/security/pam_oath.so") + glob.glob("/lib/*/security/pam_oath.so")]
+
+
+def totp(secret_hex: str, at: float | None = None, step: int = 30, digits: int = 6) -> str:
+    """RFC 6238 TOTP (HMAC-SHA1), as pam_oath's HOTP/T30/6 expects."""
+    counter = int((time.time() if at is None else at) // step)
+    mac = hmac.new(bytes.fromhex(secret_hex), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+_LAST_STEP = [0]
+
+
+def fresh_totp(secret_hex: str) -> str:
+    """A code no earlier test used: pam_oath refuses a replayed or earlier code, and accepts the next steps
+    (window=5), so each call takes the step after the last one (from now on) instead of waiting 30 s."""
+    step = max(int(time.time() // 30), _LAST_STEP[0] + 1)
+    _LAST_STEP[0] = step
+    return totp(secret_hex, at=step * 30)
+
+
+def _real_pam_skip_reason() -> str:
+    if os.geteuid() != 0:
+        return "real-PAM tests need root (they create users and /etc/pam.d/jhtest-otp)"
+    if not PAM_OATH:
+        return "libpam-oath is not installed (apt-get install libpam-oath oathtool; scripts/bootstrap.sh does)"
+    if not (shutil.which("useradd") and shutil.which("chpasswd")):
+        return "useradd/chpasswd missing"
+    return ""
+
+
+real_pam = pytest.mark.skipif(bool(_real_pam_skip_reason()), reason=_real_pam_skip_reason() or "-")
+
+
+def _drop_user(name: str) -> None:
+    subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def pam_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The role's PAM service (templates/pam-service.j2, with pam_oath) under /etc/pam.d, and two users: one with
+    a TOTP secret in the OATH users file, one with a password only. Removed afterwards."""
+    oath_dir = tmp_path_factory.mktemp("oath")
+    users_file = oath_dir / "users.oath"
+    users_file.write_text(f"HOTP/T30/6 {OTP_USER} - {SECRET}\n")
+    users_file.chmod(0o600)
+    template = jinja2.Template((ROOT / "roles/jupyterhub_pam/templates/pam-service.j2").read_text())
+    service_file = Path("/etc/pam.d") / SERVICE
+    service_file.write_text(
+        template.render(
+            ansible_managed="test_pam_unit.py",
+            jupyterhub_pam_service=SERVICE,
+            jupyterhub_pam_min_uid=1000,
+            jupyterhub_pam_auth_include="common-auth",
+            jupyterhub_pam_account_include="common-account",
+            jupyterhub_pam_oath_users_file=str(users_file),
+            jupyterhub_pam_oath_window=5,
+        )
+    )
+    for user in (OTP_USER, PW_USER):
+        _drop_user(user)
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
+        subprocess.run(["chpasswd"], input=f"{user}:{user}-pw\n", text=True, check=True)
+    try:
+        yield users_file
+    finally:
+        for user in (OTP_USER, PW_USER):
+            _drop_user(user)
+        service_file.unlink(missing_ok=True)
+        shutil.rmtree(oath_dir, ignore_errors=True)
+
+
+def real(username: str, password: str, otp: str = "") -> PamResult:
+    return pam_login(username, password, otp, service=SERVICE, rhost="192.0.2.1")
+
+
+@real_pam
+def test_totp_matches_oathtool() -> None:
+    if not shutil.which("oathtool"):
+        pytest.skip("oathtool is not installed")
+    now = time.time()
+    if now % 30 > 28:
+        time.sleep(2.1)
+    out = subprocess.run(["oathtool", "--totp", SECRET], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == totp(SECRET)
+
+
+@real_pam
+def test_real_pam_password_and_otp(pam_service: Path) -> None:
+    assert "pam_oath.so usersfile=" in (Path("/etc/pam.d") / SERVICE).read_text()
+    wrong_otp = real(OTP_USER, f"{OTP_USER}-pw", "000000" if totp(SECRET) != "000000" else "111111")
+    assert (wrong_otp.ok, wrong_otp.step) == (False, "authenticate")
+    assert wrong_otp.prompts == ("'Password: '", f'"One-time password (OATH) for `{OTP_USER}\': "')
+    no_otp = real(OTP_USER, f"{OTP_USER}-pw")
+    assert not no_otp.ok
+    code = fresh_totp(SECRET)
+    wrong_password = real(OTP_USER, "not-the-password", code)
+    assert not wrong_password.ok and wrong_password.prompts == ("'Password: '",)  # stops at pam_unix
+    right = real(OTP_USER, f"{OTP_USER}-pw", code)
+    assert (right.ok, right.step, right.error) == (True, "account", "Success")
+    replayed = real(OTP_USER, f"{OTP_USER}-pw", code)
+    assert not replayed.ok  # pam_oath remembers the last code used
+    assert f"{OTP_USER}\t" in pam_service.read_text()  # ... in its users file
+
+
+@real_pam
+def test_real_pam_user_without_otp_logs_in_with_the_password(pam_service: Path) -> None:
+    assert real(PW_USER, f"{PW_USER}-pw").ok
+    assert real(PW_USER, f"{PW_USER}-pw", "123456").ok  # a code in the field is not asked for, not a problem
+    assert real(PW_USER, f"{PW_USER}-pw").prompts == ("'Password: '",)
+    assert not real(PW_USER, "wrong").ok
+    assert not real("nosuchuser", "wrong").ok
+    assert not real("root", "anything").ok  # below the service's minimum uid
+
+
+@real_pam
+def test_real_pam_failure_delay_is_the_authenticators(pam_service: Path) -> None:
+    """pam_unix asks libpam for 2 s (+- 25 %) after a failure; here it is switched off (the authenticator pads)."""
+    start = time.monotonic()
+    assert not real(PW_USER, "wrong").ok
+    assert time.monotonic() - start < 1.0
+
+
+@real_pam
+def test_real_pam_through_the_authenticator(pam_service: Path) -> None:
+    auth = HPCPAMAuthenticator(service=SERVICE, cluster_name="Test", failed_login_min_seconds=FAST)
+    assert login(auth, OTP_USER, f"{OTP_USER}-pw", fresh_totp(SECRET)) == OTP_USER
+    assert login(auth, OTP_USER, f"{OTP_USER}-pw", "") is None
+    assert login(auth, PW_USER, f"{PW_USER}-pw") == PW_USER
+
+
+def p50_times(samples: int, attempts: list[Callable[[], Any]]) -> list[float]:
+    times: list[list[float]] = [[] for _ in attempts]
+    for _ in range(samples):
+        for i, attempt in enumerate(attempts):  # interleaved: both see the same machine load
+            start = time.monotonic()
+            attempt()
+            times[i].append(time.monotonic() - start)
+    return [statistics.median(t) for t in times]
+
+
+@real_pam
+def test_real_pam_unknown_and_existing_users_fail_in_the_same_time(pam_service: Path) -> None:
+    """No user enumeration by timing: a wrong password for a real user, any password for an unknown name (which
+    pam_succeed_if refuses before any password is asked) and a name PAM is never asked about all take
+    failed_login_min_seconds, within 50 ms at p50."""
+    minimum = 0.5
+    auth = HPCPAMAuthenticator(
+        service=SERVICE, failed_login_min_seconds=minimum, login_failures_per_user=0, login_failures_per_address=0
+    )
+    raw = p50_times(5, [lambda: real(PW_USER, "wrong"), lambda: real("nosuchuser", "wrong")])
+    padded = p50_times(
+        7,
+        [
+            lambda: login(auth, PW_USER, "wrong"),
+            lambda: login(auth, "nosuchuser", "wrong"),
+            lambda: login(auth, "No-Such-User", "wrong"),
+        ],
+    )
+    print(f"\nPAM alone, p50: existing {raw[0]:.4f} s, unknown {raw[1]:.4f} s")
+    print(f"authenticator, p50: existing {padded[0]:.4f} s, unknown {padded[1]:.4f} s, invalid {padded[2]:.4f} s")
+    assert all(minimum <= t < minimum + 0.1 for t in padded)
+    assert max(padded) - min(padded) < 0.05
+
+
+def test_an_error_in_pam_is_a_server_error_after_the_same_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> PamResult:
+        raise OSError("libpam is gone")
+
+    auth = authenticator(monkeypatch, failed_login_min_seconds=0.3)
+    monkeypatch.setattr("hpc_pam.pam_login", broken)
+    start = time.monotonic()
+    with pytest.raises(OSError):
+        login(auth)
+    assert time.monotonic() - start >= 0.3

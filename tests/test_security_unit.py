@@ -264,7 +264,7 @@ def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: P
 
     async def scenario() -> list[str]:
         await s.apply_options({"account": "def-alice"})
-        with pytest.raises(RuntimeError, match="Slurm did not answer within 0.5 s: no server was started"):
+        with pytest.raises(RuntimeError, match=r"Slurm did not answer within 0\.5 s: no server was started"):
             await s.submit_batch_script()
         return await s.reconcile()
 

@@ -1,23 +1,336 @@
-"""PAMAuthenticator that tells an inactive account apart from a wrong password.
+"""PAMAuthenticator hardened for a public login page, which every user (and everyone else) may attack.
 
-JupyterHub's PAMAuthenticator answers "Invalid username or password" in both cases, so a user whose account
-expired keeps retyping a correct password. Here the password is checked first; if it is right but PAM's
-account check refuses (expired, access withdrawn), the login page answers 403 (the seeds' "Authentication
-error 403") with what to check. A wrong password still gets the plain login error: nothing is revealed about
-an account to someone who does not know its password.
+- An inactive account is told apart from a wrong password: JupyterHub's PAMAuthenticator answers "Invalid
+  username or password" in both cases, so a user whose account expired keeps retyping a correct password. Here,
+  if the password is right but PAM's account check refuses (expired, access withdrawn), the login page answers
+  403 with what to check. A wrong password still gets the plain login error.
+- Failed logins are throttled per user name and per source address: after ``login_failures_per_user`` (or
+  ``login_failures_per_address``) failures within ``login_failure_window_seconds``, further attempts for that
+  name (or from that address) are refused at once with HTTP 429 until the window passes. Both tables are
+  bounded (``login_failure_table_size`` keys each, least recently failed evicted first). A successful login
+  resets its name's count.
+- No user enumeration by timing: every failed attempt takes at least ``failed_login_min_seconds`` from the
+  start, whether the name exists or not. PAM's own failure delay (pam_unix's 2 s +- 25 %, pam_faildelay) is
+  replaced by this one, which is exact and waited on the event loop instead of in one of the executor's threads.
+- Failed logins are logged with the source address and the name escaped and truncated (a hostile name cannot
+  forge log lines).
+- PAM runs with its own conversation (built on pamela's ctypes primitives), which can answer a second factor:
+  echo-off prompts get the password, then the form's one-time password (JupyterHub's ``request_otp`` field);
+  echo-on prompts get the user name; PAM's info and error messages are collected. Input is bounded and the user
+  name checked against ``login_username_pattern`` before PAM is touched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import math
+import re
+import time
+from collections import OrderedDict, deque
+from collections.abc import Collection, Sequence
+from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_uint, c_void_p, cast, pointer, sizeof
+from dataclasses import dataclass
 from typing import Any
 
 import pamela
 from jupyterhub.auth import PAMAuthenticator
 from tornado import web
-from tornado.concurrent import run_on_executor
-from traitlets import List, Unicode
+from traitlets import Float, Integer, List, Unicode
+
+# Linux-PAM's values (security/_pam_types.h); pamela names few of them (and untyped).
+PAM_SUCCESS = 0
+PAM_BUF_ERR = 5
+PAM_CONV_ERR = 19
+PAM_FAIL_DELAY = 10  # pam_set_item: the application's own failure-delay function
+PAM_DISALLOW_NULL_AUTHTOK = 0x0001  # an account with an empty password does not log in ("nullok" or not)
+PAM_MAX_NUM_MSG = 32
+
+# Input bounds, checked before PAM is touched.
+MAX_USERNAME_CHARS = 32
+MAX_PASSWORD_BYTES = 1024
+MAX_OTP_CHARS = 32
+# The conversation: prompts answered per login (password, one-time password, and a couple of echo-on prompts),
+# PAM messages kept for the log, and their length there.
+MAX_PROMPTS = 4
+MAX_PAM_MESSAGES = 8
+MAX_LOGGED_MESSAGE = 200
+
+_OTP_RE = re.compile(r"[!-~]*")  # printable ASCII, no spaces
 
 
+def loggable(text: str, limit: int = MAX_USERNAME_CHARS) -> str:
+    """``text`` safe for one log line: truncated, quoted, every non-ASCII or control character escaped."""
+    shown = ascii(text[:limit])
+    return shown if len(text) <= limit else f"{shown}...({len(text)} chars)"
+
+
+# -- PAM ---------------------------------------------------------------------------------------------------------
+_FREE = pamela.LIBC["free"]  # its own function object: pamela's LIBC.free keeps its (default) signature
+_FREE.argtypes = [c_void_p]
+_FREE.restype = None
+
+_FAIL_DELAY_FUNC = CFUNCTYPE(None, c_int, c_uint, c_void_p)
+
+
+def _skip_fail_delay(status: int, usec: int, appdata: int | None) -> None:
+    """PAM's failure delay, replaced: the authenticator pads every failed login itself (see the module doc)."""
+
+
+_no_fail_delay = _FAIL_DELAY_FUNC(_skip_fail_delay)  # module-level: PAM keeps only a C pointer to it
+
+
+@dataclass(frozen=True)
+class PamResult:
+    """What one PAM transaction said: ``code`` is PAM_SUCCESS (0) or the failing step's code."""
+
+    code: int
+    step: str  # "start", "authenticate" or "account": the step that answered ``code``
+    error: str  # pam_strerror(code)
+    messages: tuple[str, ...] = ()  # PAM's info and error messages, escaped (pam_unix's warnings, MFA hints)
+    prompts: tuple[str, ...] = ()  # the prompts PAM asked, escaped
+
+    @property
+    def authenticated(self) -> bool:
+        """The credentials were right (whatever the account check said)."""
+        return self.step == "account" or (self.step == "authenticate" and self.code == 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+class Conversation:
+    """PAM's conversation for one login, from the form's fields only.
+
+    Echo-off prompts are answered in order from ``secrets`` (the password, then the one-time password; "" when the
+    form had none), echo-on prompts with the user name; info and error messages are collected. More than
+    ``MAX_PROMPTS`` prompts, or more echo-off prompts than secrets, end the conversation (PAM_CONV_ERR).
+    """
+
+    def __init__(self, username: bytes, secrets: Sequence[bytes]) -> None:
+        self.username = username
+        self.secrets = list(secrets)
+        self.answered = 0
+        self.prompts: list[str] = []
+        self.messages: list[str] = []
+        # Kept here: PAM holds only a C pointer to it while the transaction lasts.
+        self.callback = pamela.CONV_FUNC(self._converse)
+
+    def _converse(self, n_messages: int, messages: Any, p_response: Any, app_data: Any) -> int:
+        try:
+            return self._answer(n_messages, messages, p_response)
+        except Exception:  # never across the C boundary: ctypes would return 0, PAM_SUCCESS
+            return PAM_CONV_ERR
+
+    def _answer(self, n_messages: int, messages: Any, p_response: Any) -> int:
+        if not 0 < n_messages <= PAM_MAX_NUM_MSG:
+            return PAM_CONV_ERR
+        answers: list[bytes | None] = []
+        for i in range(n_messages):
+            message = messages[i].contents
+            style = message.msg_style
+            text = (cast(message.msg, c_char_p).value or b"").decode("utf-8", "replace")
+            if style in (pamela.PAM_PROMPT_ECHO_OFF, pamela.PAM_PROMPT_ECHO_ON):
+                self.prompts.append(loggable(text, MAX_LOGGED_MESSAGE))
+                if len(self.prompts) > MAX_PROMPTS:
+                    return PAM_CONV_ERR
+                if style == pamela.PAM_PROMPT_ECHO_ON:
+                    answers.append(self.username)
+                elif self.answered < len(self.secrets):
+                    answers.append(self.secrets[self.answered])
+                    self.answered += 1
+                else:
+                    return PAM_CONV_ERR
+            elif style in (pamela.PAM_ERROR_MSG, pamela.PAM_TEXT_INFO):
+                if len(self.messages) < MAX_PAM_MESSAGES:
+                    self.messages.append(loggable(text, MAX_LOGGED_MESSAGE))
+                answers.append(None)
+            else:
+                return PAM_CONV_ERR
+        # Allocated only now, with libc (PAM frees the responses and their strings): nothing to free above.
+        address = pamela.CALLOC(n_messages, sizeof(pamela.PamResponse))
+        if not address:
+            return PAM_BUF_ERR
+        responses = cast(address, POINTER(pamela.PamResponse))
+        for i, answer in enumerate(answers):
+            if answer is None:
+                continue
+            copy = pamela.STRDUP(answer)
+            if not copy:
+                for j in range(i):
+                    if responses[j].resp:
+                        _FREE(cast(responses[j].resp, c_void_p))
+                _FREE(address)
+                return PAM_BUF_ERR
+            responses[i].resp = copy
+            responses[i].resp_retcode = 0
+        p_response[0] = responses
+        return PAM_SUCCESS
+
+
+def pam_login(
+    username: str,
+    password: str,
+    otp: str = "",
+    *,
+    service: str,
+    encoding: str = "utf8",
+    rhost: str = "",
+    check_account: bool = True,
+) -> PamResult:
+    """One PAM transaction for a login: authenticate (with the password and one-time password through a
+    bounded conversation), then the account check on the same handle. Blocks (PAM modules may do network I/O):
+    call it from a thread. PAM's failure delay is switched off (the caller pads failures).
+
+    The caller validates the input first (``HPCPAMAuthenticator.input_problem``).
+    """
+    conversation = Conversation(username.encode(encoding), [password.encode(encoding), otp.encode(encoding)])
+    conv = pamela.PamConv(conversation.callback, None)
+    handle = pamela.PamHandle()
+    code = pamela.PAM_START(service.encode(encoding), username.encode(encoding), pointer(conv), pointer(handle))
+    if code != PAM_SUCCESS:
+        pamela.PAM_END(handle, code)
+        return PamResult(code, "start", pamela.pam_strerror(handle, code))
+    step = "authenticate"
+    try:
+        code = pamela.PAM_SET_ITEM(handle, PAM_FAIL_DELAY, cast(_no_fail_delay, c_char_p))
+        if code == PAM_SUCCESS and rhost:
+            # Modules log it (pam_unix: "rhost=..."); pam_access and the like can decide on it.
+            code = pamela.PAM_SET_ITEM(handle, pamela.PAM_RHOST, rhost.encode(encoding))
+        if code == PAM_SUCCESS:
+            code = pamela.PAM_AUTHENTICATE(handle, PAM_DISALLOW_NULL_AUTHTOK)
+        if code == PAM_SUCCESS and check_account:
+            step = "account"
+            code = pamela.PAM_ACCT_MGMT(handle, PAM_DISALLOW_NULL_AUTHTOK)
+        if code == PAM_SUCCESS:
+            # As pamela.authenticate does (Kerberos and the like); its answer does not matter here.
+            pamela.PAM_SETCRED(handle, pamela.PAM_REINITIALIZE_CRED)
+        error = pamela.pam_strerror(handle, code)
+    finally:
+        pamela.PAM_END(handle, code)
+    return PamResult(code, step, error, tuple(conversation.messages), tuple(conversation.prompts))
+
+
+# -- where an attempt comes from -------------------------------------------------------------------------------
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(request: Any, trusted_proxies: Collection[str] = ()) -> str:
+    """The address a request comes from, which the client cannot choose.
+
+    JupyterHub's ``request.remote_ip`` (tornado's xheaders) takes a client's own ``X-Real-Ip`` header as is,
+    and believes ``X-Forwarded-For`` from anyone, including a user's code on a compute node talking to the hub's
+    port directly. Here the peer of the TCP connection is the answer, unless it is a proxy: loopback, this host
+    (the proxy runs beside the hub and reaches it at the hub's address), or listed in ``trusted_proxies``. From a
+    proxy, the answer is the last X-Forwarded-For entry that is not a trusted proxy itself (JupyterHub's
+    ``trusted_downstream_ips`` are skipped, as tornado does): the proxy appended it, whatever the client sent.
+    """
+    context = getattr(getattr(request, "connection", None), "context", None)
+    address = getattr(context, "address", None)
+    peer = address[0] if isinstance(address, tuple) and address and isinstance(address[0], str) else ""
+    peer_ip = _ip(peer) or _ip(str(getattr(request, "remote_ip", "") or ""))
+    if peer_ip is None:
+        return "unknown"
+    if not (peer_ip.is_loopback or str(peer_ip) in trusted_proxies or _is_local(request, peer_ip)):
+        return str(peer_ip)
+    skip = set(trusted_proxies) | set(getattr(context, "trusted_downstream", None) or ())
+    for entry in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        hop = _ip(entry)
+        if hop is None:
+            break  # garbage where the proxy's entry should be: not an address to believe
+        if str(hop) not in skip and not hop.is_loopback:
+            return str(hop)
+    return str(peer_ip)
+
+
+def _is_local(request: Any, peer: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """The connection's two ends have the same address: it comes from this host (the proxy, usually)."""
+    try:
+        local = request.connection.stream.socket.getsockname()[0]
+    except (AttributeError, OSError, IndexError, TypeError):
+        return False
+    return _ip(str(local)) == peer
+
+
+def address_key(address: str) -> str:
+    """The throttle's key for an address: IPv6 by /64 (one subscriber's usual allocation), IPv4 as is."""
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip) if ip is not None else address
+
+
+# -- throttling ------------------------------------------------------------------------------------------------
+class FailureLog:
+    """Recent failures per key (a user name or an address), at most ``size`` keys: the least recently failed key
+    goes first, so a flood of names cannot grow it. Used from the event loop only (no lock)."""
+
+    def __init__(self, limit: int, window: float, size: int) -> None:
+        self.limit = limit
+        self.window = window
+        self.size = size
+        self._table: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def _expire(self, now: float) -> None:
+        # In order of their last failure: the first ones are the stalest.
+        while self._table:
+            times = next(iter(self._table.values()))
+            if times and times[-1] > now - self.window:
+                break
+            self._table.popitem(last=False)
+
+    def retry_after(self, key: str, now: float) -> float:
+        """Seconds until ``key`` may try again (0: now)."""
+        self._expire(now)
+        times = self._table.get(key)
+        if self.limit <= 0 or not times or len(times) < self.limit:
+            return 0.0
+        return max(0.0, times[0] + self.window - now)  # the oldest of the last `limit` failures leaves the window
+
+    def add(self, key: str, now: float) -> None:
+        if self.limit <= 0:
+            return
+        times = self._table.pop(key, None)
+        if times is None or times.maxlen != self.limit:
+            times = deque(times or (), maxlen=self.limit)
+        times.append(now)
+        self._table[key] = times
+        while len(self._table) > self.size:
+            self._table.popitem(last=False)
+
+    def remove(self, key: str, when: float) -> None:
+        """Forget one failure (an attempt counted in advance that did not fail)."""
+        times = self._table.get(key)
+        if times is not None and when in times:
+            times.remove(when)
+            if not times:
+                del self._table[key]
+
+    def clear(self, key: str) -> None:
+        self._table.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A login attempt, counted as a failure from its start (so parallel attempts cannot pass the limit)."""
+
+    name: str | None  # None: not a valid user name (counted for the address only)
+    address: str
+    started: float
+
+
+# -- the authenticator -----------------------------------------------------------------------------------------
 class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
     cluster_name = Unicode("this cluster", help="The cluster's name, as users know it.").tag(config=True)
 
@@ -29,29 +342,176 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
         help="What an inactive user should check, in order ({cluster} is cluster_name); plain text.",
     ).tag(config=True)
 
+    failed_login_min_seconds = Float(
+        2.0,
+        help="Every failed login takes at least this long from its start, whether the user exists or not (no "
+        "enumeration by timing). Replaces PAM's own failure delay. Keep it above PAM's slowest failure.",
+    ).tag(config=True)
+
+    login_failures_per_user = Integer(
+        5, help="Failed logins for one user name within the window before that name is refused; 0: no limit."
+    ).tag(config=True)
+
+    login_failures_per_address = Integer(
+        30,
+        help="Failed logins from one address (IPv6: one /64) within the window before it is refused; 0: no "
+        "limit. Users behind one NAT share it.",
+    ).tag(config=True)
+
+    login_failure_window_seconds = Float(
+        300.0, help="How long a failed login counts, and how long at most a refused name or address waits."
+    ).tag(config=True)
+
+    login_failure_table_size = Integer(
+        10000, help="Names, and addresses, remembered at most (the least recently failed are forgotten first)."
+    ).tag(config=True)
+
+    login_username_pattern = Unicode(
+        r"[a-z_][a-z0-9_-]{0,31}",
+        help=f"What a user name must match entirely before PAM is asked (and at most {MAX_USERNAME_CHARS} "
+        "characters whatever it says).",
+    ).tag(config=True)
+
+    trusted_proxy_ips = List(
+        Unicode(),
+        help="Proxies, besides loopback and this host, whose X-Forwarded-For tells a login's source address.",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._names: FailureLog | None = None
+        self._addresses: FailureLog | None = None
+        self._warned_slow_pam = False
+
+    # -- messages ----------------------------------------------------------------------------------------------
     def inactive_message(self) -> str:
         checks = " ".join(item.format(cluster=self.cluster_name) for item in self.account_checks)
         return f"Your account or your access to {self.cluster_name} is currently inactive. Please check that: {checks}"
 
-    @run_on_executor  # type: ignore[misc]  # PAM calls block: in the authenticator's thread pool, as upstream
-    def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
-        username = data["username"]
+    @staticmethod
+    def throttled_message(seconds: float) -> str:
+        minutes = math.ceil(seconds / 60)
+        wait = f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else f"{math.ceil(seconds)} seconds"
+        return f"Too many failed logins. Please wait {wait} and try again."
+
+    # -- throttling --------------------------------------------------------------------------------------------
+    @property
+    def failures_by_name(self) -> FailureLog:
+        if self._names is None:
+            self._names = FailureLog(
+                self.login_failures_per_user, self.login_failure_window_seconds, self.login_failure_table_size
+            )
+        return self._names
+
+    @property
+    def failures_by_address(self) -> FailureLog:
+        if self._addresses is None:
+            self._addresses = FailureLog(
+                self.login_failures_per_address, self.login_failure_window_seconds, self.login_failure_table_size
+            )
+        return self._addresses
+
+    def valid_username(self, username: str) -> bool:
+        return len(username) <= MAX_USERNAME_CHARS and re.fullmatch(self.login_username_pattern, username) is not None
+
+    def input_problem(self, username: str, password: str, otp: str) -> str:
+        """Why the form's fields are not worth asking PAM about ("" if they are)."""
+        if not self.valid_username(username):
+            return "not a valid user name"
+        if not password:
+            return "empty password"
         try:
-            pamela.authenticate(username, data["password"], service=self.service, encoding=self.encoding, check=False)
-        except pamela.PAMError as err:
-            # A wrong password (or a locked one, which pam_unix cannot tell apart): the plain login error,
-            # nothing revealed about the account.
-            self.log.warning("PAM authentication failed for %r: %s", username[:32], _reason(err))
+            size = len(password.encode(self.encoding))
+            otp.encode(self.encoding)
+        except UnicodeError:
+            return "not encodable"
+        if size > MAX_PASSWORD_BYTES or "\0" in password:
+            return "password too long or with a NUL"
+        if len(otp) > MAX_OTP_CHARS or not _OTP_RE.fullmatch(otp):
+            return "one-time password too long or not printable ASCII"
+        return ""
+
+    def _begin(self, username: str, address: str, now: float) -> Attempt:
+        """Refuse a throttled name or address (429), else count the attempt as a failure until it succeeds."""
+        name = username if self.valid_username(username) else None
+        key = address_key(address)
+        for table, which, value in ((self.failures_by_name, "user", name), (self.failures_by_address, "address", key)):
+            wait = table.retry_after(value, now) if value is not None else 0.0
+            if wait > 0:
+                self.log.warning(
+                    "Login refused for %s from %s: too many failures for this %s (%.0f s to wait)",
+                    loggable(username),
+                    address,
+                    which,
+                    wait,
+                )
+                raise web.HTTPError(429, self.throttled_message(wait), reason="Too Many Requests")
+        if name is not None:
+            self.failures_by_name.add(name, now)
+        self.failures_by_address.add(key, now)
+        return Attempt(name, key, now)
+
+    def _succeeded(self, attempt: Attempt) -> None:
+        if attempt.name is not None:
+            self.failures_by_name.clear(attempt.name)
+        self.failures_by_address.remove(attempt.address, attempt.started)
+
+    async def _fail(self, attempt: Attempt, username: str, address: str, why: str) -> None:
+        """Log the failure, then wait until the attempt has taken failed_login_min_seconds."""
+        self.log.warning("Failed login for %s from %s: %s", loggable(username), address, why)
+        elapsed = time.monotonic() - attempt.started
+        if 0 < self.failed_login_min_seconds < elapsed and not self._warned_slow_pam:
+            self._warned_slow_pam = True
+            self.log.warning(
+                "A failed login took %.2f s, more than failed_login_min_seconds (%.2f s): raise it, or failures' "
+                "times may tell existing accounts apart",
+                elapsed,
+                self.failed_login_min_seconds,
+            )
+        await asyncio.sleep(max(0.0, self.failed_login_min_seconds - elapsed))
+
+    # -- login -------------------------------------------------------------------------------------------------
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
+        started = time.monotonic()
+        username = str(data.get("username", ""))
+        password = str(data.get("password", ""))
+        otp = str(data.get("otp", "")).strip()
+        request = getattr(handler, "request", None)
+        address = client_address(request, self.trusted_proxy_ips) if request is not None else "unknown"
+
+        attempt = self._begin(username, address, started)  # raises 429 when throttled
+        problem = self.input_problem(username, password, otp)
+        if problem:
+            await self._fail(attempt, username, address, problem)
             return None
-        if self.check_account:
-            try:
-                pamela.check_account(username, service=self.service, encoding=self.encoding)
-            except pamela.PAMError as err:
-                self.log.warning("PAM account check failed for %s: %s", username, _reason(err))
-                # JupyterHub shows a 403's message on the login page, as the login error.
-                raise web.HTTPError(403, self.inactive_message(), reason="Account inactive") from err
-        return str(username)
 
-
-def _reason(err: Exception) -> str:
-    return str(getattr(err, "message", "") or err)
+        # PAM calls block: in the authenticator's thread pool, as upstream.
+        try:
+            result: PamResult = await asyncio.wrap_future(
+                self.executor.submit(
+                    pam_login,
+                    username,
+                    password,
+                    otp,
+                    service=self.service,
+                    encoding=self.encoding,
+                    rhost=address if address != "unknown" else "",
+                    check_account=self.check_account,
+                )
+            )
+        except Exception:
+            # A server error (500), still after the same time as a failure.
+            await self._fail(attempt, username, address, "error in the PAM transaction")
+            raise
+        if not result.authenticated:
+            # A wrong password or one-time password, an unknown user, a locked password (pam_unix cannot tell):
+            # the plain login error, nothing revealed about the account.
+            details = "; ".join(result.messages)
+            await self._fail(attempt, username, address, result.error + (f" ({details})" if details else ""))
+            return None
+        self._succeeded(attempt)
+        if not result.ok:
+            self.log.warning("PAM account check failed for %s from %s: %s", loggable(username), address, result.error)
+            # JupyterHub shows a 403's message on the login page, as the login error.
+            raise web.HTTPError(403, self.inactive_message(), reason="Account inactive")
+        return username
