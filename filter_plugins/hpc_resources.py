@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 __all__ = [
@@ -53,15 +54,40 @@ LABELS: dict[str, str] = {
     "interface": "User interface",
 }
 
-# ASCII digits only: str.isdigit() and \d accept characters like '²' that int() refuses.
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])?(?:i?B)?\s*$", re.IGNORECASE | re.ASCII)
-_MEMORY_FACTORS = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$", re.IGNORECASE | re.ASCII)
-_DURATION_FACTORS = {"m": 1, "min": 1, "h": 60, "d": 24 * 60}
-_SLURM_TIME_RE = re.compile(r"^\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*$", re.ASCII)
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_PARTITION_RE = re.compile(r"^[A-Za-z0-9_,-]*$")
+# ASCII only (re.ASCII): str.isdigit(), a Unicode \d or \s, and int()/float() accept characters such as '²', '\u0661'
+# or '\x1f'. Patterns are used with fullmatch: '$' also matches before a trailing newline.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
+_ACCOUNT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
+_PARTITION_RE = re.compile(r"[A-Za-z0-9_,-]*", re.ASCII)
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+_MEMORY_FACTORS: dict[str, Fraction] = {
+    "K": Fraction(1, 1024),
+    "M": Fraction(1),
+    "G": Fraction(1024),
+    "T": Fraction(1024**2),
+}
+_DURATION_FACTORS = {"": 60, "m": 1, "min": 1, "h": 60, "d": 24 * 60}  # no unit: hours
+_SLURM_TIME = r"(?:([0-9]+)-)?([0-9]+)(?::([0-9]+))?(?::([0-9]+))?"
+
+
+def _grammar(pattern: str, strict: bool) -> re.Pattern[str]:
+    """``strict``: the pattern alone (a user's request); otherwise ASCII whitespace around and between tokens
+    (the inventory's YAML, as documented)."""
+    return re.compile(pattern.replace("~", "" if strict else r"\s*"), re.IGNORECASE | re.ASCII)
+
+
+# A user's request (strict) and the inventory (lenient). The request's memory needs a unit letter before 'B'.
+_MEMORY_RE = {
+    True: _grammar(rf"{_NUMBER}(?:([KMGT])(?:i?B)?)?", strict=True),
+    False: _grammar(rf"~{_NUMBER}~([KMGT])?(?:i?B)?~", strict=False),
+}
+_DURATION_RE = {strict: _grammar(rf"~{_NUMBER}~(m|min|h|d)?~", strict) for strict in (True, False)}
+_SLURM_TIME_RE = {strict: _grammar(rf"~{_SLURM_TIME}~", strict) for strict in (True, False)}
+_INT_RE = {strict: _grammar("~([0-9]+)~", strict) for strict in (True, False)}
+
+#: The longest string any value may be: longer ones are refused before any parsing, whatever they contain.
+MAX_TEXT = 256
+_SHOWN = 40  # a value in a message: at most this many characters of its repr
 
 
 class ResourceError(ValueError):
@@ -72,40 +98,80 @@ class ResourceError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+def _show(value: Any) -> str:
+    """``value`` for a message: one line, at most about 40 characters, and cheap whatever it is (a 100k-character
+    string, an integer beyond int->str's digit limit, a deeply nested list)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_SHOWN:
+        digits = f"{len(str(abs(value)))}" if value.bit_length() < 4000 else "more than 1200"
+        return f"{'-' if value < 0 else ''}<an integer of {digits} digits>"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        # repr escapes every non-printable character (newlines, controls, Unicode separators): one line.
+        text = repr(value[: _SHOWN + 1])
+        return text if len(value) <= _SHOWN and len(text) <= _SHOWN + 2 else f"{text[:_SHOWN]}...'"
+    kind = (
+        "list" if isinstance(value, (list, tuple)) else "object" if isinstance(value, Mapping) else type(value).__name__
+    )
+    return f"<a JSON {kind}>"  # never the repr of a container: it may be huge, or too deep to print
+
+
+def _plain(value: Any) -> str:
+    """A value already known to be in a field's grammar, as the user typed it (``193`` rather than ``'193'``)."""
+    return (value if len(value) <= _SHOWN else f"{value[: _SHOWN - 3]}...") if isinstance(value, str) else _show(value)
+
+
+def _text(value: Any, field: str) -> str | None:
+    """``value`` if it is a string of at most ``MAX_TEXT`` characters; ``None`` if not a string."""
+    if not isinstance(value, str):
+        return None
+    if len(value) > MAX_TEXT:
+        raise ResourceError(f"{field}: {_show(value)} is too long ({len(value)} characters, at most {MAX_TEXT})")
+    return value
+
+
 # -- units ---------------------------------------------------------------------------------------------------
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _whole_positive(amount: float, value: Any, field: str, positive: str, unit: str) -> int:
+def _exact(value: int | float, field: str) -> Fraction:
+    """A number, exactly: a float as the decimal it prints as (``0.1`` is 1/10), never via float arithmetic,
+    which overflows on integers such as ``10**400`` and rounds ``16.9 * 60`` to 1013.9999999999999."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ResourceError(f"{field}: {_show(value)} is not a finite number")
+        return Fraction(repr(value))
+    return Fraction(value)
+
+
+def _whole_positive(amount: Fraction, value: Any, field: str, positive: str, unit: str) -> int:
     """``amount`` (parsed from ``value``) as a whole, positive number of ``unit``."""
-    if not math.isfinite(amount) or amount <= 0:
-        raise ResourceError(f"{field}: {value!r} must be {positive}")
-    if amount != int(amount):
-        raise ResourceError(f"{field}: {value!r} is not a whole number of {unit}")
+    if amount <= 0:
+        raise ResourceError(f"{field}: {_show(value)} must be {positive}")
+    if amount.denominator != 1:
+        raise ResourceError(f"{field}: {_show(value)} is not a whole number of {unit}")
     return int(amount)
 
 
-def parse_memory_mb(value: Any, field: str = "memory") -> int:
-    """Memory in whole MB (Slurm's --mem unit). ``4000`` and ``"4000"`` are MB; ``"4G"`` is 4096 MB."""
+def _memory_mb(value: Any, field: str, strict: bool) -> int:
+    mb: Fraction
     if _is_number(value):
-        mb = float(value)
-    elif isinstance(value, str) and (match := _MEMORY_RE.match(value)):
-        mb = float(match.group(1)) * _MEMORY_FACTORS[(match.group(2) or "M").upper()]
+        mb = _exact(value, field)
+    elif (text := _text(value, field)) is not None and (match := _MEMORY_RE[strict].fullmatch(text)):
+        mb = Fraction(match.group(1)) * _MEMORY_FACTORS[(match.group(2) or "M").upper()]
     else:
-        raise ResourceError(f"{field}: {value!r} is not a memory size (examples: 4000, '4000M', '4G')")
+        raise ResourceError(f"{field}: {_show(value)} is not a memory size (examples: 4000, '4000M', '4G')")
     return _whole_positive(mb, value, field, "more than 0 MB", "MB")
 
 
-def parse_walltime_minutes(value: Any, field: str = "time") -> int:
-    """Duration in whole minutes. Numbers (and digit strings) are hours; ``"90m"``, ``"3h"``, ``"7d"`` and
-    Slurm's ``"D-HH:MM:SS"``, ``"HH:MM:SS"``, ``"D-HH"`` are accepted; seconds round up to a minute."""
-    minutes: float
-    if _is_number(value) or (isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value)):
-        minutes = float(value) * 60
-    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
-        minutes = float(match.group(1)) * _DURATION_FACTORS[match.group(2).lower()]
-    elif isinstance(value, str) and ("-" in value or ":" in value) and (match := _SLURM_TIME_RE.match(value)):
+def _duration_minutes(value: Any, field: str, strict: bool) -> int:
+    minutes: Fraction
+    if _is_number(value):
+        minutes = _exact(value, field) * 60
+    elif (text := _text(value, field)) is not None and (match := _DURATION_RE[strict].fullmatch(text)):
+        minutes = Fraction(match.group(1)) * _DURATION_FACTORS[(match.group(2) or "").lower()]
+    elif text is not None and ("-" in text or ":" in text) and (match := _SLURM_TIME_RE[strict].fullmatch(text)):
         days, first, second, third = (int(g) if g else 0 for g in match.groups())
         if match.group(1) is not None:  # D-HH[:MM[:SS]]
             seconds = ((days * 24 + first) * 60 + second) * 60 + third
@@ -113,10 +179,22 @@ def parse_walltime_minutes(value: Any, field: str = "time") -> int:
             seconds = (first * 60 + second) * 60 + third
         else:  # MM:SS
             seconds = first * 60 + second
-        minutes = math.ceil(seconds / 60)
+        minutes = Fraction(-(-seconds // 60))  # seconds round up to a minute, in integers
     else:
-        raise ResourceError(f"{field}: {value!r} is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')")
+        raise ResourceError(f"{field}: {_show(value)} is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')")
     return _whole_positive(minutes, value, field, "longer than 0 minutes", "minutes")
+
+
+def parse_memory_mb(value: Any, field: str = "memory") -> int:
+    """Memory in whole MB (Slurm's --mem unit). ``4000`` and ``"4000"`` are MB; ``"4G"`` is 4096 MB; ASCII
+    whitespace around the number and unit is allowed (inventory YAML: ``"4 GB"``)."""
+    return _memory_mb(value, field, strict=False)
+
+
+def parse_walltime_minutes(value: Any, field: str = "time") -> int:
+    """Duration in whole minutes. Numbers (and digit strings) are hours; ``"90m"``, ``"3h"``, ``"7d"`` and
+    Slurm's ``"D-HH:MM:SS"``, ``"HH:MM:SS"``, ``"D-HH"`` are accepted; seconds round up to a minute."""
+    return _duration_minutes(value, field, strict=False)
 
 
 def format_slurm_time(minutes: int) -> str:
@@ -132,7 +210,8 @@ def format_memory(mb: int) -> str:
 
 
 def _hours(minutes: int) -> str:
-    return f"{minutes / 60:g} h"
+    """Minutes as hours for a message: ``1.5``, ``24`` (never a float overflow, however large)."""
+    return f"{minutes / 60:g}" if abs(minutes) < 10**15 else _show(minutes // 60)
 
 
 # -- the cluster model (deploy time) -------------------------------------------------------------------------
@@ -153,16 +232,19 @@ class _Problems:
             return default
 
 
-def _int(value: Any, field: str, minimum: int = 1) -> int:
+def _int(value: Any, field: str, minimum: int = 1, strict: bool = False) -> int:
+    """A whole number: an int (never a bool, never a float) or its ASCII digits as text; ``strict`` (a user's
+    request) allows nothing else in the text, otherwise ASCII whitespace around the digits is allowed (YAML)."""
+    number = value
     # ASCII spaces only: int() refuses some characters str.isspace() and a Unicode \s accept ('0\x1f').
-    whole = re.fullmatch(r"\s*([0-9]+)\s*", value, re.ASCII) if isinstance(value, str) else None
-    if whole:
-        value = int(whole.group(1))
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ResourceError(f"{field}: {value!r} is not a whole number")
-    if value < minimum:
-        raise ResourceError(f"{field}: {value} is below the minimum of {minimum}")
-    return value
+    if (text := _text(value, field)) is not None and (whole := _INT_RE[strict].fullmatch(text)):
+        number = int(whole.group(1))  # at most MAX_TEXT digits: within int()'s digit limit
+    if not isinstance(number, int) or isinstance(number, bool):
+        hint = " (an integer, not a float)" if isinstance(number, float) else ""
+        raise ResourceError(f"{field}: {_show(value)} is not a whole number{hint}")
+    if number < minimum:
+        raise ResourceError(f"{field}: {_show(number)} is below the minimum of {minimum}")
+    return number
 
 
 def _mapping(value: Any, field: str) -> Mapping[str, Any]:
@@ -172,8 +254,8 @@ def _mapping(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def _name(value: Any, field: str, pattern: re.Pattern[str] = _NAME_RE) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise ResourceError(f"{field}: {value!r} is not a valid name (letters, digits, '_', '.', '-')")
+    if not isinstance(value, str) or len(value) > MAX_TEXT or not pattern.fullmatch(value):
+        raise ResourceError(f"{field}: {_show(value)} is not a valid name (letters, digits, '_', '.', '-')")
     return value
 
 
@@ -187,17 +269,21 @@ def _node_type(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | Non
     gpus: dict[str, dict[str, Any]] = {}
     raw_gpus = problems.guard(_mapping, spec.get("gpus", {}), f"{path}.gpus", default={})
     for gpu_type, raw_gpu in raw_gpus.items():
-        gpath = f"{path}.gpus.{gpu_type}"
-        if problems.guard(_name, gpu_type, gpath) is None:
+        if problems.guard(_name, gpu_type, f"{path}.gpus") is None:  # (the bad name is not part of the path)
             continue
+        gpath = f"{path}.gpus.{gpu_type}"
         gspec = problems.guard(_mapping, raw_gpu, gpath)
         if gspec is None:
             continue
+        mig_of = gspec.get("mig_of")
+        if mig_of is not None and not isinstance(mig_of, str):
+            problems.add(f"{gpath}.mig_of: {_show(mig_of)} is not a GPU type name")
+            mig_of = None
         gpu = {
             "per_node": problems.guard(_int, gspec.get("per_node"), f"{gpath}.per_node"),
             "cores": problems.guard(_int, gspec.get("cores"), f"{gpath}.cores"),
             "memory_mb": problems.guard(parse_memory_mb, gspec.get("memory"), f"{gpath}.memory"),
-            "mig_of": gspec.get("mig_of"),
+            "mig_of": mig_of,
         }
         if gpu["cores"] is not None and cores is not None and gpu["cores"] > cores:
             problems.add(f"{gpath}.cores: {gpu['cores']} is above the node type's {cores} cores")
@@ -217,7 +303,7 @@ def _node_type(raw: Any, path: str, problems: _Problems) -> dict[str, Any] | Non
         gpath = f"{path}.gpus.{gpu_type}.mig_of"
         parent = gpus.get(parent_name)
         if parent is None or parent["mig_of"] is not None:
-            problems.add(f"{gpath}: {parent_name!r} is not a full GPU type of this node type")
+            problems.add(f"{gpath}: {_show(parent_name)} is not a full GPU type of this node type")
             continue
         if None not in (gpu["cores"], parent["cores"]) and gpu["cores"] > parent["cores"]:
             problems.add(
@@ -242,9 +328,12 @@ def _bounds(raw: Any, path: str, parse: Callable[[Any, str], int], problems: _Pr
     if None in out.values():
         return None
     if out["min"] > out["max"]:
-        problems.add(f"{path}.min: {spec.get('min')!r} is above {path}.max ({spec.get('max')!r})")
+        problems.add(f"{path}.min: {_show(spec.get('min'))} is above {path}.max ({_show(spec.get('max'))})")
     elif not out["min"] <= out["default"] <= out["max"]:
-        problems.add(f"{path}.default: {spec.get('default')!r} is outside [{spec.get('min')!r}, {spec.get('max')!r}]")
+        problems.add(
+            f"{path}.default: {_show(spec.get('default'))} is outside "
+            f"[{_show(spec.get('min'))}, {_show(spec.get('max'))}]"
+        )
     return out
 
 
@@ -267,16 +356,16 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
             if isinstance(prefix, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", prefix):
                 prefixes.append(prefix)
             else:
-                problems.add(f"{path}.account_prefixes[{i}]: {prefix!r} is not an account prefix")
+                problems.add(f"{path}.account_prefixes[{i}]: {_show(prefix)} is not an account prefix")
 
     node_types: dict[str, dict[str, Any]] = {}
     raw_types = problems.guard(_mapping, spec.get("node_types"), f"{path}.node_types", default={})
     if not raw_types:
         problems.add(f"{path}.node_types: at least one node type is required")
     for type_name, raw in raw_types.items():
-        tpath = f"{path}.node_types.{type_name}"
-        if problems.guard(_name, type_name, tpath) is None:
+        if problems.guard(_name, type_name, f"{path}.node_types") is None:  # (the bad name is not part of the path)
             continue
+        tpath = f"{path}.node_types.{type_name}"
         node = _node_type(raw, tpath, problems)
         if node is not None:
             node_types[type_name] = node
@@ -289,8 +378,8 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
 
     if time and max_walltime and time["max"] > max_walltime:
         problems.add(
-            f"{form_path}.time.max: {form_spec['time']['max']!r} ({_hours(time['max'])}) is above "
-            f"{path}.max_walltime ({_hours(max_walltime)})"
+            f"{form_path}.time.max: {_show(form_spec['time']['max'])} ({_hours(time['max'])} h) is above "
+            f"{path}.max_walltime ({_hours(max_walltime)} h)"
         )
     # Each maximum within what the largest node type has.
     for key, bounds, attr, unit in (("cores", cores, "cores", ""), ("memory", memory, "memory_mb", " MB")):
@@ -298,7 +387,7 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
             biggest, node = max(node_types.items(), key=lambda item: item[1][attr])
             if bounds["max"] > node[attr]:
                 problems.add(
-                    f"{form_path}.{key}.max: {bounds['max']}{unit} is above the largest node type's {key} "
+                    f"{form_path}.{key}.max: {_show(bounds['max'])}{unit} is above the largest node type's {key} "
                     f"({node[attr]}{unit}, node type '{biggest}')"
                 )
 
@@ -309,11 +398,14 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
         problems.add(f"{form_path}.gpus.types: expected a list of GPU types")
         gpu_types_raw = []
     for i, gpu_type in enumerate(gpu_types_raw):
+        if not isinstance(gpu_type, str):  # (a list is not even hashable)
+            problems.add(f"{form_path}.gpus.types[{i}]: {_show(gpu_type)} is not a GPU type name")
+            continue
         per_node = [n["gpus"][gpu_type]["per_node"] for n in node_types.values() if gpu_type in n["gpus"]]
         if not per_node:
             known = sorted({g for n in node_types.values() for g in n["gpus"]})
             problems.add(
-                f"{form_path}.gpus.types[{i}]: {gpu_type!r} is on no node type (known GPU types: "
+                f"{form_path}.gpus.types[{i}]: {_show(gpu_type)} is on no node type (known GPU types: "
                 f"{', '.join(known) if known else 'none'})"
             )
         else:
@@ -331,22 +423,22 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
         problems.add(f"{form_path}.interfaces: expected a non-empty list from {sorted(INTERFACES)}")
     else:
         for i, interface in enumerate(interfaces_raw):
-            if interface in INTERFACES:
+            if isinstance(interface, str) and interface in INTERFACES:
                 interfaces.append(interface)
             else:
                 problems.add(
-                    f"{form_path}.interfaces[{i}]: {interface!r} is not one of {', '.join(sorted(INTERFACES))}"
+                    f"{form_path}.interfaces[{i}]: {_show(interface)} is not one of {', '.join(sorted(INTERFACES))}"
                 )
     default_interface = form_spec.get("default_interface", interfaces[0] if interfaces else "lab")
     if interfaces and default_interface not in interfaces:
-        problems.add(f"{form_path}.default_interface: {default_interface!r} is not in {form_path}.interfaces")
+        problems.add(f"{form_path}.default_interface: {_show(default_interface)} is not in {form_path}.interfaces")
 
     partition = form_spec.get("partition", "")
-    if not isinstance(partition, str) or not _PARTITION_RE.match(partition):
-        problems.add(f"{form_path}.partition: {partition!r} is not a Slurm partition list")
+    if not isinstance(partition, str) or len(partition) > MAX_TEXT or not _PARTITION_RE.fullmatch(partition):
+        problems.add(f"{form_path}.partition: {_show(partition)} is not a Slurm partition list")
     enforce = form_spec.get("enforce_gpu_recommendation", True)
     if not isinstance(enforce, bool):
-        problems.add(f"{form_path}.enforce_gpu_recommendation: {enforce!r} is not true or false")
+        problems.add(f"{form_path}.enforce_gpu_recommendation: {_show(enforce)} is not true or false")
 
     if problems.items:
         raise ResourceError(problems.items)
@@ -411,18 +503,49 @@ def gpu_choices(cluster: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 # -- a user's request (spawn time) ---------------------------------------------------------------------------
+#: What reaches the job script's #SBATCH lines, checked once more on the way out (the cluster model and the
+#: user's account list come from elsewhere): ASCII, no whitespace, no shell metacharacter.
+_SLURM_VALUES: dict[str, tuple[str, re.Pattern[str]]] = {
+    "account": ("Account", re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*)?", re.ASCII)),
+    "runtime": (LABELS["time"], re.compile(r"(?:[1-9][0-9]*-)?[0-9]{2}:[0-5][0-9]:00", re.ASCII)),
+    "nprocs": (LABELS["cores"], re.compile(r"[1-9][0-9]*", re.ASCII)),
+    "memory": (LABELS["memory"], re.compile(r"[1-9][0-9]*M", re.ASCII)),
+    "gpus": (LABELS["gpu"], re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*:[1-9][0-9]*)?", re.ASCII)),
+    "partition": ("Partition (hpc_cluster.form.partition)", _PARTITION_RE),
+}
+
+
 def _single(options: Mapping[str, Any], key: str) -> Any:
-    """Form data arrives as lists of strings, the REST API as JSON values: take the one value."""
+    """Form data arrives as lists of strings, the REST API as JSON values: take the one value. A string longer
+    than ``MAX_TEXT`` is refused here, before any parsing."""
     value = options.get(key)
     if isinstance(value, list):
         if len(value) != 1:
             raise ResourceError(f"{LABELS[key]}: expected one value, got {len(value)}")
         value = value[0]
+    _text(value, LABELS[key])
     return value
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """Absent: ``None`` or ``""`` (an empty form field). Whitespace is not absent: it is refused."""
+    return value is None or (isinstance(value, str) and not value)
+
+
+def _option_name(key: Any) -> str:
+    return key if isinstance(key, str) and _NAME_RE.fullmatch(key) and len(key) <= _SHOWN else _show(key)
+
+
+def _request_cores(value: Any, field: str) -> int:
+    return _int(value, field, strict=True)
+
+
+def _request_minutes(value: Any, field: str) -> int:
+    return _duration_minutes(value, field, strict=True)
+
+
+def _request_memory_mb(value: Any, field: str) -> int:
+    return _memory_mb(value, field, strict=True)
 
 
 def validate_request(
@@ -434,14 +557,37 @@ def validate_request(
     interface (lab, notebook, terminal); missing ones take the form's defaults. ``accounts``, when given, are
     the user's own Slurm accounts: the account must be one of them. Raises ``ResourceError`` naming each
     field, value and limit; an accepted request fits on at least one node type with everything together.
+
+    The grammar of each value (the form sends strings, the REST API any JSON). A value may come as a list of
+    exactly one value (form data). ``None`` or ``""`` means absent (the default). Every string is at most
+    ``MAX_TEXT`` (256) characters, ASCII, with no whitespace anywhere: ``" 4"``, ``"4\\n"``, ``"1_0"``,
+    ``"+4"``, ``"1e3"``, ``"NaN"``, ``"\\u0661"`` (Arabic-Indic 1) or ``"\\uff11"`` (fullwidth 1) are refused.
+    ``True``/``False`` are never numbers. Anything else (lists, objects, other keys) is refused.
+
+    * account: ``[A-Za-z0-9][A-Za-z0-9_.-]*``, starting with one of the cluster's account prefixes.
+    * time (hours): an int or a finite float (hours), or text ``[0-9]+(.[0-9]+)?`` (hours) with an optional unit
+      ``m``, ``min``, ``h`` or ``d``, or Slurm's ``D-H``, ``D-H:M``, ``D-H:M:S``, ``H:M:S``, ``M:S`` (digits);
+      a whole number of minutes (seconds round up), between the form's min and max.
+    * cores: an int, or text ``[0-9]+``; between the form's min and max. A float (even ``4.0``) is refused.
+    * memory (MB): an int or a finite float, or text ``[0-9]+(.[0-9]+)?`` with an optional unit ``K``, ``M``,
+      ``G``, ``T`` (1024-based, optionally followed by ``B`` or ``iB``); a whole number of MB, between the
+      form's min and max.
+    * gpu: ``"none"`` or exactly one of the offered ``"<type>:<count>"`` values (``gpu_choices``).
+    * interface: exactly one of the form's interfaces.
+
+    Numbers are compared exactly (no float arithmetic): ``10**400`` is simply above the maximum.
     """
+    if not isinstance(options, Mapping):
+        raise ResourceError(f"Server options: expected a JSON object of fields, got {_show(options)}")
     model = _normalized(cluster)
     form = model["form"]
     problems = _Problems()
 
-    unknown = sorted(set(options) - set(LABELS))
+    # Keys of any type (a Python caller's ints or None): never sorted together, never printed whole.
+    unknown = sorted(_option_name(key) for key in options if not (isinstance(key, str) and key in LABELS))
     if unknown:
-        problems.add(f"Unknown option(s): {', '.join(map(str, unknown))}")
+        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+        problems.add(f"Unknown option(s): {', '.join(unknown[:5])}{more}")
 
     def field(key: str) -> Any:
         return problems.guard(_single, options, key)
@@ -455,16 +601,17 @@ def validate_request(
             account = accounts[0]
         elif accounts:
             problems.add(f"Account: choose one of your accounts ({', '.join(accounts)})")
-    elif not isinstance(account, str) or not _ACCOUNT_RE.match(account):
-        # Found by the property tests: a falsy non-string (0, -0.0, False) must not slip through as "no account".
-        problems.add(f"Account: {account!r} is not a valid account name")
+    elif not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account):
+        # Found by the property tests: a falsy non-string (0, -0.0, False) must not slip through as "no account",
+        # and 'def-alice\n' must not pass as 'def-alice' ('$' matches before a final newline: fullmatch).
+        problems.add(f"Account: {_show(account)} is not a valid account name")
         account = ""
     else:
         if prefixes and not account.startswith(tuple(prefixes)):
-            problems.add(f"Account: {account!r} does not start with one of {', '.join(prefixes)}")
+            problems.add(f"Account: {_show(account)} does not start with one of {', '.join(prefixes)}")
         elif accounts is not None and account not in accounts:
             problems.add(
-                f"Account: {account!r} is not one of your accounts ({', '.join(accounts) if accounts else 'none'})"
+                f"Account: {_show(account)} is not one of your accounts ({', '.join(accounts) if accounts else 'none'})"
             )
 
     # Time, cores, memory: the form's default when absent, its bounds when present.
@@ -477,24 +624,24 @@ def validate_request(
         if value is None:
             return None
         if value < bounds["min"]:
-            problems.add(f"{LABELS[key]}: {raw} is below the minimum of {unit(bounds['min'])}")
+            problems.add(f"{LABELS[key]}: {_plain(raw)} is below the minimum of {unit(bounds['min'])}")
         elif value > bounds["max"]:
-            problems.add(f"{LABELS[key]}: {raw} is above the maximum of {unit(bounds['max'])}")
+            problems.add(f"{LABELS[key]}: {_plain(raw)} is above the maximum of {unit(bounds['max'])}")
         return value
 
-    time_minutes = bounded("time", _parse_hours, lambda m: f"{m / 60:g}")
-    cores = bounded("cores", _int, str)
-    memory_mb = bounded("memory", _parse_form_memory, str)
+    time_minutes = bounded("time", _request_minutes, _hours)
+    cores = bounded("cores", _request_cores, str)
+    memory_mb = bounded("memory", _request_memory_mb, str)
 
     # GPU
     gpu = field("gpu")
     gpu_type: str | None = None
     gpu_count = 0
-    if not _blank(gpu) and gpu != "none":
+    if not _blank(gpu) and not (isinstance(gpu, str) and gpu == "none"):
         offered = {c["value"] for c in gpu_choices(model)}
         if not isinstance(gpu, str) or gpu not in offered:
             allowed = ", ".join(sorted(offered)) if offered else "no GPU on this hub"
-            problems.add(f"GPU: {gpu!r} is not offered (choices: none, {allowed})")
+            problems.add(f"GPU: {_show(gpu)} is not offered (choices: none, {allowed})")
         else:
             gpu_type, count = gpu.rsplit(":", 1)
             gpu_count = int(count)
@@ -502,8 +649,8 @@ def validate_request(
     # User interface
     interface = field("interface")
     interface = form["default_interface"] if _blank(interface) else interface
-    if interface not in form["interfaces"]:
-        problems.add(f"User interface: {interface!r} is not one of {', '.join(form['interfaces'])}")
+    if not isinstance(interface, str) or interface not in form["interfaces"]:
+        problems.add(f"User interface: {_show(interface)} is not one of {', '.join(form['interfaces'])}")
 
     if problems.items:
         raise ResourceError(problems.items)
@@ -533,7 +680,7 @@ def validate_request(
         if problems.items:
             raise ResourceError(problems.items)
 
-    return {
+    request = {
         "account": account,
         "time_minutes": time_minutes,
         "runtime": format_slurm_time(time_minutes),
@@ -549,15 +696,13 @@ def validate_request(
         "default_url": INTERFACES[interface]["url"],
         "node_types": fits,
     }
-
-
-def _parse_hours(value: Any, field: str) -> int:
-    """The form's Time field: hours, as a number or a digit string ('1.5'); also accepts '90m' or '2h'."""
-    return parse_walltime_minutes(value.strip() if isinstance(value, str) else value, field)
-
-
-def _parse_form_memory(value: Any, field: str) -> int:
-    return parse_memory_mb(value, field)
+    for key, (label, pattern) in _SLURM_VALUES.items():
+        value = request[key]
+        if not isinstance(value, str) or len(value) > MAX_TEXT or not pattern.fullmatch(value):
+            problems.add(f"{label}: {_show(value)} cannot be passed to Slurm (it must match {pattern.pattern})")
+    if problems.items:
+        raise ResourceError(problems.items)
+    return request
 
 
 # -- Ansible -------------------------------------------------------------------------------------------------

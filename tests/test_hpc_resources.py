@@ -392,7 +392,8 @@ def test_non_ascii_digits_are_refused_cleanly() -> None:
 def test_control_characters_around_a_number_are_refused_cleanly() -> None:
     # Found by the property tests: '\x1f' is whitespace to str.strip() and a Unicode \s, but int() refuses it.
     assert problems_of(validate_request, {"cores": "0\x1f"}, cluster()) == ["Cores: '0\\x1f' is not a whole number"]
-    assert validate_request({"cores": " 2 "}, cluster())["cores"] == 2
+    # A request's values are exact: no whitespace at all, not even ASCII spaces (the form sends none).
+    assert problems_of(validate_request, {"cores": " 2 "}, cluster()) == ["Cores: ' 2 ' is not a whole number"]
 
 
 @pytest.mark.parametrize("value", [-0.0, 0, False, 12])
@@ -407,4 +408,108 @@ def test_invalid_account_is_one_problem_even_with_an_account_list() -> None:
     # A regression caught by the Molecule run: the invalid name also produced "choose one of your accounts".
     assert problems_of(validate_request, {"account": "def-a; id"}, cluster(), ["def-a", "rrg-b"]) == [
         "Account: 'def-a; id' is not a valid account name"
+    ]
+
+
+# -- hostile requests (found by tests/test_properties.py's hostile-request property) --------------------------
+def test_numbers_beyond_a_float_are_refused_by_field_not_crashed_on() -> None:
+    # Was OverflowError (an HTTP 500): float(10**400) in the memory and time parsers.
+    assert problems_of(validate_request, {"memory": 10**400}, cluster()) == [
+        "Memory (MB): <an integer of 401 digits> is above the maximum of 6144000"
+    ]
+    assert problems_of(validate_request, {"time": -(10**400)}, cluster()) == [
+        "Time (hours): -<an integer of 401 digits> must be longer than 0 minutes"
+    ]
+    assert problems_of(validate_request, {"time": "1-" + "9" * 250}, cluster()) == [
+        "Time (hours): 1-99999999999999999999999999999999999... is above the maximum of 24"
+    ]
+    # Beyond int->str's 4300-digit limit: neither parsing nor the message may call str() on it whole.
+    assert problems_of(validate_request, {"cores": "1" * 5000}, cluster()) == [
+        "Cores: '111111111111111111111111111111111111111...' is too long (5000 characters, at most 256)"
+    ]
+    assert problems_of(validate_request, {"cores": 10**5000}, cluster()) == [
+        "Cores: <an integer of more than 1200 digits> is above the maximum of 192"
+    ]
+    assert problems_of(parse_walltime_minutes, -(10**400)) == [
+        "time: -<an integer of 401 digits> must be longer than 0 minutes"
+    ]
+    assert problems_of(validate_cluster, broken(["form", "memory", "max"], 10**400)) == [
+        "hpc_cluster.form.memory.max: <an integer of 401 digits> MB is above the largest node type's memory "
+        "(6144000 MB, node type 'largemem')"
+    ]
+
+
+def test_odd_keys_and_documents_are_refused_cleanly() -> None:
+    # Was TypeError: sorted() of keys of mixed types.
+    assert problems_of(validate_request, {1: "x", None: 2, "a\nb": 3}, cluster()) == [
+        "Unknown option(s): 'a\\nb', 1, None"
+    ]
+    assert problems_of(validate_request, {f"k{i}": 1 for i in range(8)}, cluster()) == [
+        "Unknown option(s): k0, k1, k2, k3, k4 (and 3 more)"
+    ]
+    # Was AttributeError: a JSON list posted as the whole of user_options.
+    assert problems_of(validate_request, [{"cores": 1}], cluster()) == [
+        "Server options: expected a JSON object of fields, got <a JSON list>"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        # Were accepted: float('\u0661\u0662') is 12.0, and the time pattern's \d (without re.ASCII) matched it.
+        (
+            {"time": "\u0661\u0662"},
+            "Time (hours): '\u0661\u0662' is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')",
+        ),
+        # Was accepted as "no GPU": whitespace counted as an empty field.
+        ({"gpu": " "}, "GPU: ' ' is not offered (choices: none, " + CHOICES + ")"),
+        ({"gpu": "none\n"}, "GPU: 'none\\n' is not offered (choices: none, " + CHOICES + ")"),
+        # Was accepted (with no account list): '$' matches before a final newline, and the account reaches #SBATCH.
+        ({"account": "def-alice\n"}, "Account: 'def-alice\\n' is not a valid account name"),
+        ({"memory": "4000\n"}, "Memory (MB): '4000\\n' is not a memory size (examples: 4000, '4000M', '4G')"),
+        ({"memory": "4 GB"}, "Memory (MB): '4 GB' is not a memory size (examples: 4000, '4000M', '4G')"),
+        ({"memory": "4000B"}, "Memory (MB): '4000B' is not a memory size (examples: 4000, '4000M', '4G')"),
+        ({"memory": float("inf")}, "Memory (MB): inf is not a finite number"),
+        ({"cores": "4\n"}, "Cores: '4\\n' is not a whole number"),
+        ({"cores": "1_0"}, "Cores: '1_0' is not a whole number"),
+        ({"cores": "+4"}, "Cores: '+4' is not a whole number"),
+        ({"cores": "\uff11"}, "Cores: '\uff11' is not a whole number"),
+        ({"cores": True}, "Cores: True is not a whole number"),
+        ({"cores": 4.0}, "Cores: 4.0 is not a whole number (an integer, not a float)"),
+        ({"time": "1e3"}, "Time (hours): '1e3' is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')"),
+        ({"time": float("nan")}, "Time (hours): nan is not a finite number"),
+        ({"interface": {"lab": 1}}, "User interface: <a JSON object> is not one of lab, notebook, terminal"),
+        (
+            {"account": "def-" + "a" * 100_000},
+            "Account: 'def-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is too long (100004 characters, at most 256)",
+        ),
+    ],
+)
+def test_malformed_values_are_refused_naming_field_value_and_limit(options: dict[str, Any], message: str) -> None:
+    assert problems_of(validate_request, options, cluster()) == [message]
+
+
+def test_exact_arithmetic() -> None:
+    # Was refused: 16.9 * 60 is 1013.9999999999999 in floats, "not a whole number of minutes".
+    assert validate_request({"time": "16.9"}, cluster())["time_minutes"] == 1014
+    assert validate_request({"time": 16.9}, cluster())["time_minutes"] == 1014
+    assert validate_request({"memory": 4000.0, "cores": "08"}, cluster())["memory"] == "4000M"
+    assert validate_request({"memory": "4GiB", "time": "1-00"}, cluster())["runtime"] == "1-00:00:00"
+
+
+def test_model_values_that_cannot_reach_slurm_are_refused() -> None:
+    # fullmatch, not match: '$' matched before the final newline of a partition or a GPU type name.
+    assert "hpc_cluster.form.partition: 'cpu\\n' is not a Slurm partition list" in problems_of(
+        validate_cluster, broken(["form", "partition"], "cpu\n")
+    )
+    gpus = broken(["node_types", "gpu", "gpus", "h100\n"], {"per_node": 1, "cores": 1, "memory": "1G"})
+    assert (
+        "hpc_cluster.node_types.gpu.gpus: 'h100\\n' is not a valid name (letters, digits, '_', '.', '-')"
+        in problems_of(validate_cluster, gpus)
+    )
+    # An already-normalized model is trusted by validate_request, but what reaches #SBATCH is checked again.
+    model = validate_cluster(cluster())
+    model["form"]["partition"] = "cpu;id"
+    assert problems_of(validate_request, {}, model) == [
+        "Partition (hpc_cluster.form.partition): 'cpu;id' cannot be passed to Slurm (it must match [A-Za-z0-9_,-]*)"
     ]
