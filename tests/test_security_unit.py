@@ -144,6 +144,14 @@ def test_a_huge_job_output_is_cut_to_a_few_kib(tmp_path: Path) -> None:
     assert tail.endswith("last line")
 
 
+def test_one_huge_line_is_shown_cut_not_dropped(tmp_path: Path) -> None:
+    (tmp_path / ".jupyterhub-slurm-7.log").write_text("x" * 5_000_000)
+    tail = asyncio.run(tail_spawner(tmp_path).job_output_tail("7"))
+    notice, _, rest = tail.partition("\n")
+    assert notice == "[cut: the end of 5000000 bytes; the whole output is ~/.jupyterhub-slurm-7.log]"
+    assert rest == "x" * 4096
+
+
 def test_job_output_lines_are_limited_and_control_characters_removed(tmp_path: Path) -> None:
     lines = [f"line {i}" for i in range(100)] + ["\x1b[31mred\x1b[0m \x07bell"]
     (tmp_path / ".jupyterhub-slurm-7.log").write_text("\n".join(lines))

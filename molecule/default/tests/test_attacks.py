@@ -112,16 +112,18 @@ def test_the_hubs_secrets_never_reach_a_process_run_as_a_user(alice: HubClient, 
     cookie_secret = hub.file("/var/lib/jupyterhub/jupyterhub_cookie_secret").content_string.strip()
     uid = hub.check_output("id -u alice")
     script = base64.b64encode(WATCHER.encode()).decode()
-    hub.check_output(f"rm -f /root/env-watch.jsonl && echo {script} | base64 -d > /root/env-watch.py")
+    hub.check_output(f"rm -f /tmp/env-watch.jsonl && echo {script} | base64 -d > /tmp/env-watch.py")
+    # As alice: reading another account's /proc/<pid>/environ needs CAP_SYS_PTRACE, which containers lack; a
+    # process may read its own account's (what alice herself could see on a login node).
     hub.check_output(
-        f"systemd-run --unit=env-watch-{int(time.time())} /usr/bin/python3 /root/env-watch.py {uid} "
-        "/root/env-watch.jsonl 240"
+        f"systemd-run --uid=alice --unit=env-watch-{int(time.time())} /usr/bin/python3 /tmp/env-watch.py {uid} "
+        "/tmp/env-watch.jsonl 240"
     )
     time.sleep(1)
     assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
     alice.wait_until_ready(timeout=180)
     alice.stop_server()
-    seen = [json.loads(line) for line in hub.file("/root/env-watch.jsonl").content_string.splitlines()]
+    seen = [json.loads(line) for line in hub.file("/tmp/env-watch.jsonl").content_string.splitlines()]
     commands = sorted({entry["cmd"].split()[0] for entry in seen if entry["cmd"]})
     print("processes run as alice on the hub node:", commands)
     assert any("sbatch" in c or "scancel" in c or "squeue" in c or "sudo" in c for c in commands), commands
@@ -143,7 +145,7 @@ def test_a_huge_job_output_reaches_the_user_cut(alice: HubClient, hub: Host) -> 
         resp = alice.start_server({"account": "def-alice"})
         # A spawn that fails within the hub's slow_spawn_timeout is answered 500 with the message at once.
         assert resp.status_code in (201, 202, 500), resp.text[:300]
-        ready, message = (False, resp.json()["message"]) if resp.status_code == 500 else alice.follow_spawn()
+        ready, message = alice.follow_spawn()  # the last progress event: what the spawn page shows
     finally:
         hub.check_output(f"rm -f {config}")
     assert not ready

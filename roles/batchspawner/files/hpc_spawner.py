@@ -651,8 +651,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         size = int(size_line) if size_line.isdigit() else len(data)
         text = _CONTROL.sub("", data[: self.output_tail_bytes].decode(errors="replace"))
         lines = text.splitlines()
-        if size > len(data) and lines:
-            lines = lines[1:]  # the first line read is a part of a line
+        if size > len(data) and len(lines) > 1:
+            lines = lines[1:]  # the first line read is a part of a line (kept if it is the only one)
         cut = size > len(data) or len(lines) > self.output_tail_lines
         lines = lines[-self.output_tail_lines :] if self.output_tail_lines > 0 else []
         tail = "\n".join(lines).strip()
