@@ -244,6 +244,31 @@ def test_a_job_no_server_owns_is_cancelled_once_slurm_answers(tmp_path: Path) ->
     assert json.loads((tmp_path / "jobs.json").read_text())["jobs"].keys() == {"8"}
 
 
+def test_a_stopped_server_owns_no_job_any_more(tmp_path: Path) -> None:
+    """A server that started, then whose stop could not cancel its job (Slurm down): the reconciler cancels it."""
+    cancelled = tmp_path / "cancelled"
+    s = spawner(
+        tmp_path,
+        port_poll_interval=0,
+        batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
+        job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 RUNNING node1'") + " {job_ids}",
+        job_board_interval=0.1,
+        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
+    )
+    s._deprecated_db_session = SimpleNamespace(commit=lambda: None)  # batchspawner commits after a start
+
+    async def scenario() -> list[str]:
+        await s.apply_options({"account": "def-alice"})
+        starting = asyncio.ensure_future(s.start())
+        await asyncio.sleep(0.5)
+        s.port = 8888  # the server reports its port
+        await starting
+        s.clear_state()  # the hub's stop failed to scancel, then cleared the state
+        return await s.reconcile()
+
+    assert asyncio.run(scenario()) == ["7"]
+
+
 def test_the_ledger_records_only_a_job_id(tmp_path: Path) -> None:
     s = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo '7;cluster'"))
 

@@ -535,6 +535,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 starting.cancel()
             if not started:
                 await self.cancel_submitted()
+            # From here the server's job is job_id, which the hub clears when the server stops: a submitted id
+            # kept beyond the start would make the reconciler think a stopped server still owns its job.
+            self._submitted_job = ""
 
     async def cancel_submitted(self) -> None:
         """A start that did not succeed (failed, timed out, pending too long, or interrupted by the user's Cancel)
