@@ -33,6 +33,8 @@ from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import JobStatus
 from hpc_commands import Result, clean_env, run_bounded
 from hpc_ledger import JobLedger
+from jupyterhub import orm
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, Unicode, default
 
@@ -296,7 +298,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """Cancel, as its user, every recorded job no live spawner owns; forget the ones Slurm says are ended.
         Returns the ids cancelled."""
         mine = [s for s in list(self._live) if s.job_ledger_file == self.job_ledger_file]
-        owned = {job for s in mine for job in (s.job_id, s._submitted_job) if job}
+        owned = {job for s in mine for job in (s.job_id, s._submitted_job) if job} | self._jobs_in_database()
         cancelled = []
         for job_id, user in sorted(self.ledger.jobs().items()):
             if job_id not in owned and await self._cancel_recorded(job_id, user):
@@ -312,6 +314,15 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                     cancelled += [job_id] if await self._cancel_recorded(job_id, user) else []
             self.ledger.remove_lost(user)
         return cancelled
+
+    def _jobs_in_database(self) -> set[str]:
+        """Job ids in the hub's saved spawner states: servers the hub still counts as its own, even those whose
+        spawner is not loaded yet (just after a hub restart)."""
+        session = object_session(self.orm_spawner) if getattr(self, "orm_spawner", None) is not None else None
+        if session is None:
+            return set()
+        rows = session.query(orm.Spawner.state).all()
+        return {str(state.get("job_id", "")) for (state,) in rows if isinstance(state, dict)} - {""}
 
     async def _cancel_recorded(self, job_id: str, user: str) -> bool:
         """scancel a recorded job as its user; forget it once Slurm says it is cancelled or already gone."""
