@@ -56,9 +56,10 @@ def test_a_frozen_slurmctld_piles_nothing_up_and_leaves_no_job_behind(base_url: 
     hub.run("scontrol update NodeName=jhub-mol-node1 State=RESUME")  # an earlier step may have drained it
     alice = HubClient.fresh(base_url, "alice", "alice-demo", "frozen-slurmctld", verify=False)
     bob = HubClient.fresh(base_url, "bob", "bob-demo", "frozen-slurmctld", verify=False)
+    before = {line.split()[0] for line in squeue_of(hub, "alice")}  # a job an earlier step left: not this one
     assert alice.start_server({"account": "def-alice"}).status_code in (201, 202)
     alice.wait_until_ready(timeout=180)
-    (alices_job,) = [line.split()[0] for line in squeue_of(hub, "alice")]
+    (alices_job,) = {line.split()[0] for line in squeue_of(hub, "alice")} - before
 
     script = base64.b64encode(SAMPLER.encode()).decode()
     hub.check_output(f"rm -f /root/frozen.jsonl && echo {script} | base64 -d > /root/frozen-sampler.py")
