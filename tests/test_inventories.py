@@ -114,3 +114,11 @@ def test_rendered_spawner_configuration_matches_golden_file(tmp_path: Path, clus
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(rendered)
     assert rendered == golden.read_text(), f"rendered differs from {golden} (UPDATE_GOLDEN=1 rewrites it)"
+
+
+def test_preflight_refuses_an_oath_users_file_the_hub_cannot_write() -> None:
+    run = ansible_playbook(
+        "-i", "inventories/demo", "playbooks/preflight.yml", "-e", "jupyterhub_pam_oath_users_file=/etc/users.oath"
+    )
+    assert run.returncode != 0
+    assert "jupyterhub_pam_oath_users_file (/etc/users.oath) must be an absolute path outside /etc" in run.stdout

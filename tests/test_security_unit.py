@@ -16,7 +16,7 @@ import hpc_port_api
 import pytest
 from hpc_commands import run_bounded
 from hpc_spawner import CommandNoAnswer, HPCSlurmSpawner
-from test_spawner_unit import fake, spawner
+from test_spawner_unit import fake, recording_scancel, spawner
 from tornado import web
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +253,7 @@ def test_a_stopped_server_owns_no_job_any_more(tmp_path: Path) -> None:
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
         job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 RUNNING node1'") + " {job_ids}",
         job_board_interval=0.1,
-        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
+        batch_cancel_cmd=recording_scancel(tmp_path, cancelled),
     )
     s._deprecated_db_session = SimpleNamespace(commit=lambda: None)  # batchspawner commits after a start
 
@@ -291,7 +291,7 @@ def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: P
         tmp_path,
         command_timeout=0.5,
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; sleep 30; echo 9"),
-        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
+        batch_cancel_cmd=recording_scancel(tmp_path, cancelled),
         lost_jobs_cmd=fake(tmp_path, "squeue-name", "echo 9") + " {username}",
     )
 

@@ -137,6 +137,11 @@ def test_a_board_without_answer_keeps_the_job(tmp_path: Path) -> None:
     assert asyncio.run(s.query_job_status()) == JobStatus.UNKNOWN
 
 
+def recording_scancel(tmp_path: Path, cancelled: Path) -> str:
+    """A batch_cancel_cmd whose scancel appends the job id to ``cancelled``."""
+    return fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}"
+
+
 def pending_job_spawner(tmp_path: Path, cancelled: Path, **config: Any) -> HPCSlurmSpawner:
     """sbatch answers job 7, which stays pending; scancel appends the job id to ``cancelled``."""
     return spawner(
@@ -144,7 +149,7 @@ def pending_job_spawner(tmp_path: Path, cancelled: Path, **config: Any) -> HPCSl
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
         job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
         job_board_interval=0.1,
-        batch_cancel_cmd=fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}",
+        batch_cancel_cmd=recording_scancel(tmp_path, cancelled),
         job_watch_interval=0.2,
         **config,
     )

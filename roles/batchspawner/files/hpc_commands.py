@@ -41,12 +41,12 @@ class CommandTimeout(RuntimeError):
     """The command did not end within its time limit (it was killed)."""
 
 
-_slots: dict[int, asyncio.Semaphore] = {}
+_slots: dict[tuple[int, int], asyncio.Semaphore] = {}
 
 
 def _slot(concurrency: int) -> asyncio.Semaphore:
     # One semaphore per event loop and size (tests run several loops).
-    key = hash((id(asyncio.get_running_loop()), concurrency))
+    key = (id(asyncio.get_running_loop()), concurrency)
     if key not in _slots:
         _slots[key] = asyncio.Semaphore(concurrency)
     return _slots[key]

@@ -60,11 +60,14 @@ class JobBoard:
     """One ``squeue`` per interval answers every spawner of the hub: the status of all the jobs asked about
     since the last round, in a single call. Load on slurmctld: one RPC per interval, however many spawns wait."""
 
-    def __init__(self, cmd: str, interval: float, timeout: float = 30.0, limit: int = 1 << 20) -> None:
+    def __init__(
+        self, cmd: str, interval: float, timeout: float = 30.0, limit: int = 1 << 20, concurrency: int = 8
+    ) -> None:
         self.cmd = cmd
         self.interval = interval
         self.timeout = timeout
         self.limit = limit
+        self.concurrency = concurrency  # the spawners' command slots: the board's squeue takes one of them
         self._wanted: set[str] = set()
         self._next: asyncio.Future[tuple[dict[str, str], str]] | None = None
         self._last_start = -1e9
@@ -97,7 +100,11 @@ class JobBoard:
         self.rounds += 1
         try:
             result = await run_bounded(
-                self.cmd.format(job_ids=",".join(ids)), env=clean_env(), timeout=self.timeout, limit=self.limit
+                self.cmd.format(job_ids=",".join(ids)),
+                env=clean_env(),
+                timeout=self.timeout,
+                limit=self.limit,
+                concurrency=self.concurrency,
             )
         except OSError as exc:
             future.set_result(({}, str(exc)))
@@ -493,15 +500,15 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """Submit; if Slurm refuses, say so with Slurm's own reason (not a bare HTTP 500)."""
         try:
             job_id = await super().submit_batch_script()
-        except CommandNoAnswer as err:
-            self.ledger.add_lost(self.user.name)  # the job may exist: the reconciler looks for it
-            raise RuntimeError(
-                f"Slurm did not answer within {self.command_timeout:g} s: no server was started. Try again in a "
-                "few minutes; if Slurm submitted the job meanwhile, the hub cancels it."
-            ) from err
         except RuntimeError as err:
-            # "Socket timed out" and the like: the job may exist all the same, as after no answer at all.
+            # No answer, or "Socket timed out" and the like: the job may exist all the same. The reconciler looks
+            # for it (a plain refusal costs it one squeue).
             self.ledger.add_lost(self.user.name)
+            if isinstance(err, CommandNoAnswer):
+                raise RuntimeError(
+                    f"Slurm did not answer within {self.command_timeout:g} s: no server was started. Try again in "
+                    "a few minutes; if Slurm submitted the job meanwhile, the hub cancels it."
+                ) from err
             reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
             raise RuntimeError(f"Slurm refused the job: {reason}") from err
         self._submitted_job = str(job_id)
@@ -606,7 +613,11 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         key = (self.job_board_cmd, self.job_board_interval)
         if key not in self._boards:
             self._boards[key] = JobBoard(
-                self.job_board_cmd, self.job_board_interval, self.command_timeout, self.command_output_limit
+                self.job_board_cmd,
+                self.job_board_interval,
+                self.command_timeout,
+                self.command_output_limit,
+                self.command_concurrency,
             )
         return self._boards[key]
 
