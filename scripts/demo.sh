@@ -23,7 +23,8 @@ ansible-playbook -i inventories/demo site.yml
 
 cat <<MSG
 
-  JupyterHub demo site is up:  http://127.0.0.1:8000
+  JupyterHub demo site is up:  http://localhost:8000   (http://127.0.0.1:8000 leads there)
+  Users' servers get names of their own: http://alice.localhost:8000/user/alice/
 
   Demo users (Linux accounts on the demo cluster, checked through PAM):
     alice / alice-demo

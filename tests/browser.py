@@ -24,13 +24,15 @@ CHROMIUM_FLAGS = [
 
 
 @contextmanager
-def chromium(tmp_dir: Path, *, ignore_https_errors: bool = False) -> Iterator[BrowserContext]:
-    """A fresh browser profile (no cookies) in tmp_dir."""
+def chromium(
+    tmp_dir: Path, *, ignore_https_errors: bool = False, extra_args: list[str] | None = None
+) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) in tmp_dir; extra_args such as --host-resolver-rules."""
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_dir),
             executable_path=CHROMIUM,
-            args=CHROMIUM_FLAGS,
+            args=[*CHROMIUM_FLAGS, *(extra_args or [])],
             viewport={"width": 1280, "height": 800},
             ignore_https_errors=ignore_https_errors,
         )

@@ -31,6 +31,7 @@ class HubClient:
     session: requests.Session = field(default_factory=requests.Session)
     user: str = ""
     token: str = ""
+    _server_root: str = ""
 
     def __post_init__(self) -> None:
         # Also for the pages tests fetch with the session directly. A CA bundle in the environment
@@ -41,6 +42,17 @@ class HubClient:
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    def server_url(self, path: str = "/") -> str:
+        """A URL of the user's own server: under the hub's URL, or on the user's host name when the hub gives each
+        user one (subdomain_host; the hub's model of a running server has its full URL then)."""
+        root = self._server_root
+        if not root:
+            url = str(self.user_model().get("servers", {}).get("", {}).get("url") or "")
+            root = url if "://" in url else self.url(url or f"/user/{self.user}/")
+            if url:  # known only while the server exists; the same for the rest of the session
+                self._server_root = root
+        return root.rstrip("/") + path
 
     # -- login -------------------------------------------------------------------------------------------
     def login(self, user: str, password: str) -> requests.Response:
@@ -157,7 +169,7 @@ class HubClient:
         headers = {"Authorization": f"token {self.token}", **kwargs.pop("headers", {})}
         return self.session.request(
             method,
-            self.url(f"/user/{self.user}/api{path}"),
+            self.server_url(f"/api{path}"),
             headers=headers,
             verify=self.verify,
             timeout=60,
@@ -176,7 +188,7 @@ class HubClient:
             self.server_api("DELETE", f"/kernels/{kernel_id}")
 
     def _execute_on(self, kernel_id: str, code: str, timeout: float) -> str:
-        ws_url = self.url(f"/user/{self.user}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
+        ws_url = self.server_url(f"/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
         sslopt: dict[str, Any] = {}
         if isinstance(self.verify, str):
             sslopt = {"ca_certs": self.verify}

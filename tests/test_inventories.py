@@ -3,6 +3,7 @@ copies with the variable named; the rendered spawner configuration matches its g
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -122,3 +123,23 @@ def test_preflight_refuses_an_oath_users_file_the_hub_cannot_write() -> None:
     )
     assert run.returncode != 0
     assert "jupyterhub_pam_oath_users_file (/etc/users.oath) must be an absolute path outside /etc" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"jupyterhub_subdomain_host": ""}, True),
+        ({"jupyterhub_subdomain_host": "", "jupyterhub_allow_single_origin": True}, False),
+        ({"jupyterhub_subdomain_host": "https://jupyterhub.fir.alliancecan.ca/hub"}, True),
+        ({"jupyterhub_subdomain_host": "jupyterhub.fir.alliancecan.ca"}, True),
+        ({"jupyterhub_subdomain_host": "http://jupyterhub.fir.alliancecan.ca"}, True),  # TLS on: https
+        ({"jupyterhub_subdomain_host": "https://Hub_1.example.org"}, True),
+        ({"jupyterhub_subdomain_host": "https://hub.example.org:8443"}, False),
+    ],
+)
+def test_preflight_wants_users_host_names_or_an_accepted_single_origin(extra: dict[str, object], refused: bool) -> None:
+    run = ansible_playbook("-i", "inventories/fir", "playbooks/preflight.yml", "-e", json.dumps(extra))
+    assert (run.returncode != 0) == refused, run.stdout[-2000:]
+    if refused:
+        assert f"jupyterhub_subdomain_host: {json.dumps(extra['jupyterhub_subdomain_host'])} must be" in run.stdout
+        assert "jupyterhub_allow_single_origin: true" in run.stdout

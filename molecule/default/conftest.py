@@ -18,7 +18,9 @@ from testinfra.host import Host
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from browser import chromium
+from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
+from molhelpers import HUB_DOMAIN
 from playwright.sync_api import Page
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
@@ -43,22 +45,32 @@ def node() -> Host:
 
 
 @pytest.fixture(scope="session")
-def base_url() -> str:
-    """The proxy's public URL at the hub container's address on the scenario network."""
-    name = _first("hub")
-    ip = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
+def hub_address() -> str:
+    """The hub container's address on the scenario network."""
+    return subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", _first("hub")],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.split()[0]
-    return f"https://{ip}:8443"
+
+
+@pytest.fixture(scope="session")
+def base_url(hub_address: str) -> str:
+    """The proxy's public URL, at the hub's name as users type it."""
+    map_domain(HUB_DOMAIN, hub_address)
+    return f"https://{HUB_DOMAIN}:8443"
 
 
 @pytest.fixture(scope="session")
 def plain_url(base_url: str) -> str:
     """The plain-HTTP port, which only redirects to HTTPS."""
     return base_url.replace("https://", "http://").replace(":8443", ":8000")
+
+
+@pytest.fixture(scope="session")
+def browser_args(hub_address: str) -> list[str]:
+    return [chromium_rules(HUB_DOMAIN, hub_address)]
 
 
 @pytest.fixture
@@ -84,9 +96,9 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().par
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
+def page(tmp_path: Path, browser_args: list[str]) -> Iterator[Page]:
     """A page in Debian's Chromium with a fresh profile (the scenario's certificate is self-signed)."""
-    with chromium(tmp_path / "profile", ignore_https_errors=True) as context:
+    with chromium(tmp_path / "profile", ignore_https_errors=True, extra_args=browser_args) as context:
         yield context.new_page()
 
 

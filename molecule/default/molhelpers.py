@@ -13,6 +13,10 @@ from typing import Any
 
 from testinfra.host import Host
 
+# The scenario's jupyterhub_subdomain_host (host_vars/jhub-mol-hub.yml) is https://jhub.test:8443: the hub at this
+# name, alice's server at alice.jhub.test, all resolved to the hub container's address (conftest.py).
+HUB_DOMAIN = "jhub.test"
+
 STATE_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "faults"
 
 

@@ -7,6 +7,7 @@ import re
 import socket
 import ssl
 
+import pytest
 import requests
 from hubclient import HubClient
 from testinfra.host import Host
@@ -22,11 +23,15 @@ def listeners(host: Host) -> dict[int, set[str]]:
     return found
 
 
-def test_proxy_serves_the_hubs_certificate(hub: Host, base_url: str) -> None:
+@pytest.mark.parametrize("prefix", ["", "alice."])
+def test_proxy_serves_the_hubs_certificate(hub: Host, base_url: str, prefix: str) -> None:
+    """For the hub's name and a user's (the certificate names both: NAME and *.NAME), checked as a browser would."""
     host, port = base_url.removeprefix("https://").split(":")
     context = ssl.create_default_context(cadata=hub.file("/etc/ssl/jupyterhub-proxy/cert.pem").content_string)
-    context.check_hostname = False  # the certificate names the hub host, we connect by address
-    with socket.create_connection((host, int(port)), timeout=10) as raw, context.wrap_socket(raw) as tls:
+    with (
+        socket.create_connection((prefix + host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=prefix + host) as tls,
+    ):
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
         served = tls.getpeercert(binary_form=True)
     on_disk = ssl.PEM_cert_to_DER_cert(hub.file("/etc/ssl/jupyterhub-proxy/cert.pem").content_string)

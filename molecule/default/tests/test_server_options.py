@@ -97,7 +97,7 @@ def test_valid_form_request_is_submitted_exactly(alice: HubClient, hub: Host) ->
     assert fields["MinMemoryNode"] == "1G"
     # The classic Notebook interface: the server lands on /tree.
     landing = alice.session.get(
-        alice.url("/user/alice/"), headers={"Authorization": f"token {alice.token}"}, allow_redirects=False, timeout=60
+        alice.server_url("/"), headers={"Authorization": f"token {alice.token}"}, allow_redirects=False, timeout=60
     )
     assert landing.headers["location"].split("?")[0].endswith("/user/alice/tree")
     alice.stop_server()
@@ -110,8 +110,8 @@ def test_interface_lands_on_its_page(alice: HubClient, interface: str, page: str
     assert resp.status_code in (201, 202), resp.text
     alice.wait_until_ready(timeout=120)
     auth = {"Authorization": f"token {alice.token}"}
-    landing = alice.session.get(alice.url("/user/alice/"), headers=auth, allow_redirects=False, timeout=60)
+    landing = alice.session.get(alice.server_url("/"), headers=auth, allow_redirects=False, timeout=60)
     assert landing.headers["location"].split("?")[0] == f"/user/alice{page}"
-    shown = alice.session.get(alice.url(f"/user/alice{page}"), headers=auth, timeout=60)
+    shown = alice.session.get(alice.server_url(page), headers=auth, timeout=60)
     assert shown.status_code == 200
     alice.stop_server()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from hubclient import HubClient
-from molhelpers import load
+from molhelpers import HUB_DOMAIN, load
 from testinfra.host import Host
 
 ROUTE_CHECK_INTERVAL = 30  # jupyterhub_route_check_interval
@@ -22,6 +22,6 @@ def test_routes_came_back_after_the_proxy_restart(base_url: str, hub: Host) -> N
         )
     )
     for name, saved in load("servers")["users"].items():
-        assert routes[f"/user/{name}"]["user"] == name
+        assert routes[f"/{name}.{HUB_DOMAIN}/user/{name}"]["user"] == name  # host routing: each user's own name
         client = HubClient(base_url, verify=False, user=name, token=saved["token"])
         assert client.execute("3*3") == "9"
