@@ -114,4 +114,6 @@ def test_interface_lands_on_its_page(alice: HubClient, interface: str, page: str
     assert landing.headers["location"].split("?")[0] == f"/user/alice{page}"
     shown = alice.session.get(alice.server_url(page), headers=auth, timeout=60)
     assert shown.status_code == 200
+    if interface == "lab":  # no call outside the cluster: no news feed, no update check
+        assert re.search(r'"news":\s*\{"disabled":\s*true\}', shown.text), shown.text[:2000]
     alice.stop_server()
