@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from batchspawner.batchspawner import JobStatus
-from hpc_spawner import HPCSlurmSpawner, JobEndedEarly
+
+from jupyterhub_hpc.spawner import HPCSlurmSpawner, JobEndedEarly
 
 CLUSTER = {
     "name": "demo",

@@ -1,7 +1,7 @@
 """batchspawner's SlurmSpawner with the Server Options form, validated against the cluster model.
 
 Every request, from the form or posted to the REST API as ``user_options``, goes through
-``hpc_resources.validate_request`` (the very module Ansible's preflight uses) before anything reaches Slurm:
+``jupyterhub_hpc.resources.validate_request`` (the very rules Ansible's preflight uses) before anything reaches Slurm:
 
 * a form submission that breaks a rule renders the form again with the message (nothing is submitted);
 * an API request that breaks a rule gets HTTP 400 with the message (nothing is submitted);
@@ -27,19 +27,20 @@ import time
 import weakref
 from typing import Any, ClassVar
 
-import hpc_port_api
-import hpc_resources as rules
 from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import JobStatus
-from hpc_commands import Result, clean_env, run_bounded
-from hpc_ledger import JobLedger
 from jupyterhub import orm
 from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, Unicode, default
 
+from jupyterhub_hpc import port_api
+from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc.commands import Result, clean_env, run_bounded
+from jupyterhub_hpc.ledger import JobLedger
+
 # batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
-hpc_port_api.install()
+port_api.install()
 
 # What an account name from sacctmgr must look like to be offered in the form.
 _ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
