@@ -19,7 +19,6 @@ prefix only and Slurm has the last word.
 from __future__ import annotations
 
 import asyncio
-import html
 import posixpath
 import re
 import shlex
@@ -34,16 +33,16 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, Unicode, default
 
-from jupyterhub_hpc import port_api
+from jupyterhub_hpc import form, port_api
 from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
+from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.ledger import JobLedger
 
 # batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
 port_api.install()
 
-# What an account name from sacctmgr must look like to be offered in the form.
-_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Characters a job's output may not bring into a message shown to the user (controls other than newline and tab).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -55,77 +54,6 @@ DEFAULT_TIMEOUT_HELP = (
     "{cluster}, this one waits with the regular batch jobs: stop that one first if you can. There may also be no "
     "free resources right now: try again later."
 )
-
-
-class JobBoard:
-    """One ``squeue`` per interval answers every spawner of the hub: the status of all the jobs asked about
-    since the last round, in a single call. Load on slurmctld: one RPC per interval, however many spawns wait."""
-
-    def __init__(
-        self, cmd: str, interval: float, timeout: float = 30.0, limit: int = 1 << 20, concurrency: int = 8
-    ) -> None:
-        self.cmd = cmd
-        self.interval = interval
-        self.timeout = timeout
-        self.limit = limit
-        self.concurrency = concurrency  # the spawners' command slots: the board's squeue takes one of them
-        self._wanted: set[str] = set()
-        self._next: asyncio.Future[tuple[dict[str, str], str]] | None = None
-        self._last_start = -1e9
-        self._tasks: set[asyncio.Future[None]] = set()  # a running task must be referenced
-        self._lock: asyncio.Lock | None = None
-        self.rounds = 0
-
-    async def status(self, job_id: str) -> str | None:
-        """The job's '%T %B' line; "" if Slurm does not list it; None if squeue failed (no answer)."""
-        self._wanted.add(job_id)
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-            task = asyncio.ensure_future(self._round(self._next))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        found, error = await asyncio.shield(self._next)
-        return None if error else found.get(job_id, "")
-
-    async def _round(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:  # one squeue at a time, even when each waits for its time limit
-            await self._ask(future)
-
-    async def _ask(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
-        await asyncio.sleep(max(0.0, self._last_start + self.interval - time.monotonic()))
-        self._next = None  # later questions wait for the next round
-        ids, self._wanted = sorted(self._wanted, key=_job_order), set()
-        self._last_start = time.monotonic()
-        self.rounds += 1
-        try:
-            result = await run_bounded(
-                self.cmd.format(job_ids=",".join(ids)),
-                env=clean_env(),
-                timeout=self.timeout,
-                limit=self.limit,
-                concurrency=self.concurrency,
-            )
-        except OSError as exc:
-            future.set_result(({}, str(exc)))
-            return
-        text = result.stdout.decode(errors="replace")
-        if result.returncode != 0:
-            problem = result.stderr.decode(errors="replace").strip()
-            # One id that Slurm no longer knows: an answer ("not listed"), not a failure.
-            future.set_result(({}, "" if "Invalid job id specified" in problem else problem or "squeue failed"))
-            return
-        found = {}
-        for line in text.splitlines():
-            job_id, _, rest = line.strip().partition(" ")
-            if job_id:
-                found[job_id] = rest.strip()
-        future.set_result((found, ""))
-
-
-def _job_order(job_id: str) -> tuple[int, str]:
-    return (int(job_id), "") if job_id.isdigit() else (0, job_id)
 
 
 class CommandNoAnswer(RuntimeError):
@@ -367,9 +295,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             cmd = self.accounts_cmd.format(username=shlex.quote(name))
             result = await self.run_limited(cmd)
             if result.returncode == 0:
-                prefixes = tuple(self.model["account_prefixes"]) or ("",)
-                found = {line.strip() for line in result.stdout.decode(errors="replace").splitlines() if line.strip()}
-                accounts = sorted(a for a in found if a.startswith(prefixes) and _ACCOUNT.fullmatch(a))
+                accounts = offered_accounts(result.stdout.decode(errors="replace"), self.model["account_prefixes"])
             else:
                 problem = result.stderr.decode(errors="replace").strip()[-300:]
                 self.log.warning("Cannot list Slurm accounts of %s (%s): %s", name, cmd, problem)
@@ -383,63 +309,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def render_form(self) -> str:
         model = self.model
-        form = model["form"]
         accounts = await self.user_accounts()
-        prev = getattr(self, "_submitted", None) or self.user_options or {}
-        parts = [f'<p class="hpc-cluster">Cluster: <strong>{html.escape(model["display_name"])}</strong></p>']
-
-        if accounts:
-            current = prev.get("account") or accounts[0]
-            options = "".join(
-                f'<option value="{html.escape(a)}"{" selected" if a == current else ""}>{html.escape(a)}</option>'
-                for a in accounts
-            )
-            parts.append(
-                _field("account", f'<select class="form-control" name="account" id="account">{options}</select>')
-            )
-        elif accounts is None:
-            hint = ", ".join(model["account_prefixes"]) or "your account"
-            value = html.escape(str(prev.get("account", "")))
-            parts.append(
-                _field(
-                    "account",
-                    f'<input class="form-control" name="account" id="account" value="{value}" '
-                    f'placeholder="{html.escape(hint)}...">',
-                )
-            )
-
-        for key, step, scale in (("time", "0.5", 60), ("cores", "1", 1), ("memory", "1", 1)):
-            bounds = form[key]
-            lo, hi, dflt = (bounds[k] / scale for k in ("min", "max", "default"))
-            value = prev.get(key, f"{dflt:g}")
-            parts.append(
-                _field(
-                    key,
-                    f'<input class="form-control" type="number" name="{key}" id="{key}" min="{lo:g}" max="{hi:g}" '
-                    f'step="{step}" value="{html.escape(str(value))}" required>'
-                    f'<small class="form-text text-muted">{lo:g} to {hi:g}</small>',
-                )
-            )
-
-        choices = rules.gpu_choices(model)
-        if choices:
-            current = prev.get("gpu", "none")
-            options = '<option value="none">None</option>' + "".join(
-                f'<option value="{html.escape(c["value"])}"{" selected" if c["value"] == current else ""}>'
-                f"{c['count']} x {html.escape(c['type'])}</option>"
-                for c in choices
-            )
-            parts.append(_field("gpu", _select("gpu", options)))
-
-        current = prev.get("interface", form["default_interface"])
-        labels = {i: html.escape(rules.INTERFACES[i]["label"]) for i in form["interfaces"]}
-        options = "".join(
-            f'<option value="{i}"{" selected" if i == current else ""}>{label}</option>' for i, label in labels.items()
-        )
-        parts.append(
-            _field("interface", f'<select class="form-control" name="interface" id="interface">{options}</select>')
-        )
-        return "\n".join(parts)
+        previous = getattr(self, "_submitted", None) or self.user_options or {}
+        return form.render(model, accounts, previous)
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         """Form data -> user_options; a broken rule raises, and the hub shows the form again with the message."""
@@ -693,12 +565,3 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             subvars.pop(key)
         subvars.update(self.get_req_subvars())
         return str(await super()._get_batch_script(**subvars))
-
-
-def _field(key: str, control: str) -> str:
-    label = html.escape(rules.LABELS[key])
-    return f'<div class="form-group mb-3"><label for="{key}">{label}</label>{control}</div>'
-
-
-def _select(key: str, options: str) -> str:
-    return f'<select class="form-control" name="{key}" id="{key}">{options}</select>'
