@@ -24,6 +24,7 @@ import re
 import shlex
 import time
 import weakref
+from pathlib import Path
 from typing import Any, ClassVar
 
 from batchspawner import SlurmSpawner
@@ -42,6 +43,9 @@ from jupyterhub_hpc.ledger import JobLedger
 
 # batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
 port_api.install()
+
+# The job-output tail of this very package (a script run as the user, isolated: see job_tail.py).
+JOB_TAIL = Path(__file__).with_name("job_tail.py")
 
 # Characters a job's output may not bring into a message shown to the user (controls other than newline and tab).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -88,9 +92,10 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     output_tail_cmd = Unicode(
-        "/usr/bin/python3 -I -S /usr/local/lib/jupyterhub-hpc/hpc_job_tail.py {max_bytes} {path}",
-        help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (hpc_job_tail.py:"
-        " a regular file only, never through a link), run as the user with exec_prefix. Empty: do not show it.",
+        f"/usr/bin/python3 -I -S {JOB_TAIL} {{max_bytes}} {{path}}",
+        help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (job_tail.py: "
+        "a regular file only, never through a link), run as the user with exec_prefix. The sudo rule must name this "
+        "command (the batchspawner role renders both from one setting). Empty: do not show it.",
     ).tag(config=True)
 
     output_tail_bytes = Integer(4096, help="At most this many bytes of a job's output are shown.").tag(config=True)
@@ -117,8 +122,13 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         "directory). Empty: no ledger, no reconciler.",
     ).tag(config=True)
 
+    squeue = Unicode(
+        "/usr/bin/squeue",
+        help="squeue on the hub node, which the queries the hub makes as its own user start with: the job board "
+        "(job_board_cmd), a pending job's reason (pending_reason_cmd) and the reconciler's search (lost_jobs_cmd).",
+    ).tag(config=True)
+
     lost_jobs_cmd = Unicode(
-        "/usr/bin/squeue --noheader --user={username} --name=jupyterhub --format=%i",
         help="The user's jobs with the hub's job name ({username} shell-quoted), run as the hub's user: where the "
         "reconciler looks for a job an unanswered sbatch may have submitted.",
     ).tag(config=True)
@@ -132,7 +142,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     job_watch_interval = Float(2.0, help="Seconds between checks that a starting job is still there.").tag(config=True)
 
     job_board_cmd = Unicode(
-        "/usr/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B'",
         help="One query for all the hub's jobs ({job_ids}: comma-separated), run as the hub's user. The hub must "
         "see all jobs (no PrivateData=jobs, or the hub's user a Slurm operator). Empty: per-job queries only.",
     ).tag(config=True)
@@ -159,9 +168,21 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     pending_reason_cmd = Unicode(
-        "/usr/bin/squeue --noheader --jobs={job_id} --format=%r",
         help="Slurm's reason a job is pending, run as the hub's user (as job_board_cmd).",
     ).tag(config=True)
+
+    # The hub's own queries start with the one squeue setting (the role passes batchspawner_squeue there).
+    @default("lost_jobs_cmd")
+    def _lost_jobs_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --user={{username}} --name=jupyterhub --format=%i"
+
+    @default("job_board_cmd")
+    def _job_board_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --jobs={{job_ids}} --format='%i %T %B'"
+
+    @default("pending_reason_cmd")
+    def _pending_reason_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
 
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
     _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
