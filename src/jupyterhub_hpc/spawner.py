@@ -92,7 +92,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     output_tail_cmd = Unicode(
-        f"/usr/bin/python3 -I -S {JOB_TAIL} {{max_bytes}} {{path}}",
+        f"/usr/bin/python3 -I -S {shlex.quote(str(JOB_TAIL))} {{max_bytes}} {{path}}",
         help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (job_tail.py: "
         "a regular file only, never through a link), run as the user with exec_prefix. The sudo rule must name this "
         "command (the batchspawner role renders both from one setting). Empty: do not show it.",
