@@ -3,7 +3,7 @@ simultaneous users, Slurm's RPC load while spawns are pending, concurrent PAM lo
 Writes docs/bench/results.json and the plots (docs/bench/*.png) that docs/benchmarks.md shows. Reports; asserts
 nothing.
 
-    .venv/bin/python bench/run.py [--repeats 5] [--fresh] [--only latency,...] [--bursts 10,25,50] [--logins 100]
+    .venv/bin/python -m bench.run [--repeats 5] [--fresh] [--only latency,...] [--bursts 10,25,50] [--logins 100]
 """
 
 from __future__ import annotations
@@ -17,21 +17,20 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+import matplotlib
 
-import matplotlib  # noqa: E402
+from tests.hostnames import map_domain  # run as a module from the project (python -m bench.run): tests/ is found
+from tests.hubclient import HubClient
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from hostnames import map_domain  # noqa: E402
-from hubclient import HubClient  # noqa: E402
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The demo's jupyterhub_subdomain_host: the hub at localhost, alice's server at alice.localhost (loopback, as
 # browsers resolve it; this process resolves it the same way through tests/hostnames.py).

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian 12 machine, idempotently:
 # Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle, Chromium for the browser tests), a running Docker daemon,
-# the controller virtualenv (.venv, pinned requirements-dev.txt), the systemd base image, and the offline
-# wheelhouse + proxy bundle the hosts install from. Run as root (or with sudo).
+# the controller virtualenv (.venv, pinned requirements-dev.txt, and the project's package installed editable),
+# the systemd base image, and the offline wheelhouse + proxy bundle the hosts install from. Run as root (or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -48,6 +48,18 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements-dev.txt .venv/.requirement
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
   cp requirements-dev.txt .venv/.requirements-dev.txt
+fi
+# The project's own package (src/jupyterhub_hpc), editable: the unit tests and the Ansible filter plugin import it
+# by name, from the sources as they are. Offline: setuptools from requirements-dev.txt, no build isolation, no index.
+# Again when its metadata (pyproject.toml: entry points) changed or the venv's copy points at another checkout.
+package_here() {
+  .venv/bin/python -c 'import pathlib, sys, jupyterhub_hpc as p
+sys.exit(pathlib.Path(p.__file__).resolve().parent != pathlib.Path("src/jupyterhub_hpc").resolve())' 2>/dev/null
+}
+if ! cmp -s pyproject.toml .venv/.pyproject.toml || ! package_here; then
+  log "the project's package, editable (jupyterhub_hpc)"
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation --no-index -e . 2>&1 | { grep -v '^WARNING: Location' || true; }
+  cp pyproject.toml .venv/.pyproject.toml
 fi
 
 log "systemd image"

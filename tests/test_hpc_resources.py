@@ -1,14 +1,17 @@
-"""Unit tests of the resource rules (filter_plugins/hpc_resources.py), with the exact messages users and
-operators read."""
+"""Unit tests of the resource rules (jupyterhub_hpc.resources, and the Ansible filters over them in
+filter_plugins/hpc_resources.py), with the exact messages users and operators read."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-from hpc_resources import (
-    FilterModule,
+
+from jupyterhub_hpc.resources import (
     ResourceError,
     fitting_node_types,
     format_slurm_time,
@@ -362,10 +365,20 @@ def test_fitting_node_types_and_gpu_choices() -> None:
 
 
 # -- as Ansible filters ------------------------------------------------------------------------------------
+def filter_plugin() -> ModuleType:
+    """filter_plugins/hpc_resources.py, loaded from its file as Ansible's plugin loader does."""
+    path = Path(__file__).resolve().parents[1] / "filter_plugins" / "hpc_resources.py"
+    spec = importlib.util.spec_from_file_location("hpc_resources_filters", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
     from ansible.errors import AnsibleFilterError
 
-    filters = FilterModule().filters()
+    filters = filter_plugin().FilterModule().filters()
     assert filters["hpc_memory_mb"]("4G") == 4096
     with pytest.raises(AnsibleFilterError) as err:
         filters["hpc_validate_cluster"](broken(["form", "cores", "max"], 256))
@@ -381,6 +394,16 @@ def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
         "hpc_validate_request",
         "hpc_walltime_minutes",
     ]
+
+
+def test_the_filters_are_the_packages_rules() -> None:
+    """The plugin holds no rule of its own: each filter answers exactly what the package's function answers."""
+    filters = filter_plugin().FilterModule().filters()
+    assert filters["hpc_validate_cluster"](cluster()) == validate_cluster(cluster())
+    assert filters["hpc_validate_request"]({"cores": "2"}, cluster()) == validate_request({"cores": "2"}, cluster())
+    assert filters["hpc_gpu_choices"](cluster()) == gpu_choices(cluster())
+    assert filters["hpc_walltime_minutes"]("1-12:00:00") == parse_walltime_minutes("1-12:00:00")
+    assert filters["hpc_slurm_time"](90) == format_slurm_time(90)
 
 
 def test_non_ascii_digits_are_refused_cleanly() -> None:

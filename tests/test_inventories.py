@@ -3,6 +3,7 @@ copies with the variable named; the rendered spawner configuration matches its g
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
@@ -115,6 +116,42 @@ def test_rendered_spawner_configuration_matches_golden_file(tmp_path: Path, clus
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(rendered)
     assert rendered == golden.read_text(), f"rendered differs from {golden} (UPDATE_GOLDEN=1 rewrites it)"
+
+
+def sudo_allows(rule: str, command: str) -> bool:
+    """Whether a Cmnd_Alias entry allows the command line, as sudo matches them (fnmatch-style wildcards; no
+    wildcard: the same arguments exactly)."""
+    return fnmatch.fnmatchcase(command, rule) if "*" in rule else command == rule
+
+
+@pytest.mark.parametrize("cluster", ["demo", "fir"])
+def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: Path, cluster: str) -> None:
+    """One source: the rule is rendered from the spawner's configuration, character for character."""
+    (tmp_path / "jupyterhub_config.d").mkdir()
+    run = ansible_playbook(
+        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
+    (alias,) = [line for line in (tmp_path / "sudoers").read_text().splitlines() if line.startswith("Cmnd_Alias ")]
+    rules = alias.split(" = ", 1)[1].split(", ")
+    slurm, ours = config["SlurmSpawner"], config["HPCSlurmSpawner"]
+    # What the spawner runs after exec_prefix ("sudo -E -u <user>"), with its placeholders filled.
+    as_user = [
+        slurm["batch_submit_cmd"],
+        slurm["batch_query_cmd"].format(job_id="4242"),
+        slurm["batch_cancel_cmd"].format(job_id="4242"),
+        ours["output_tail_cmd"].format(max_bytes=4096, path="/home/alice/.jupyterhub-slurm-4242.log"),
+    ]
+    assert [[rule for rule in rules if sudo_allows(rule, command)] for command in as_user] == [[r] for r in rules]
+    assert rules == [
+        "/usr/bin/sbatch --parsable",
+        "/usr/bin/squeue -h -j [0-9]*",
+        "/usr/bin/scancel [0-9]*",
+        "/usr/bin/python3 -I -S /usr/local/libexec/jupyterhub-hpc/job_tail.py *",
+    ]
+    for other in ("/usr/bin/sbatch --parsable --wrap=id", "/usr/bin/scancel --user=bob", "/usr/bin/squeue -u bob"):
+        assert not any(sudo_allows(rule, other) for rule in rules), other
 
 
 def test_preflight_refuses_an_oath_users_file_the_hub_cannot_write() -> None:

@@ -25,7 +25,11 @@ from typing import Any
 import jinja2
 import pamela
 import pytest
-from hpc_pam import (
+from hypothesis import given
+from hypothesis import strategies as st
+from tornado import web
+
+from jupyterhub_hpc.pam import (
     PAM_CONV_ERR,
     Conversation,
     FailureLog,
@@ -36,9 +40,6 @@ from hpc_pam import (
     loggable,
     pam_login,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-from tornado import web
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = 0.2  # failed_login_min_seconds in the tests that are not about it
@@ -66,7 +67,7 @@ class FakePam:
 
 
 def authenticator(monkeypatch: pytest.MonkeyPatch, pam: FakePam | None = None, **config: Any) -> HPCPAMAuthenticator:
-    monkeypatch.setattr("hpc_pam.pam_login", pam or FakePam())
+    monkeypatch.setattr("jupyterhub_hpc.pam.pam_login", pam or FakePam())
     config.setdefault("failed_login_min_seconds", FAST)
     return HPCPAMAuthenticator(cluster_name="Fir", **config)
 
@@ -532,7 +533,7 @@ def test_an_error_in_pam_is_a_server_error_after_the_same_time(monkeypatch: pyte
         raise OSError("libpam is gone")
 
     auth = authenticator(monkeypatch, failed_login_min_seconds=0.3)
-    monkeypatch.setattr("hpc_pam.pam_login", broken)
+    monkeypatch.setattr("jupyterhub_hpc.pam.pam_login", broken)
     start = time.monotonic()
     with pytest.raises(OSError):
         login(auth)

@@ -13,9 +13,10 @@ from typing import Any
 import jinja2
 import pytest
 import yaml
-from hpc_resources import LABELS, ResourceError, validate_cluster, validate_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from jupyterhub_hpc.resources import LABELS, ResourceError, validate_cluster, validate_request
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,22 +12,23 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import hpc_port_api
 import pytest
-from hpc_commands import run_bounded
-from hpc_spawner import CommandNoAnswer, HPCSlurmSpawner
 from test_spawner_unit import fake, recording_scancel, spawner
 from tornado import web
 
+from jupyterhub_hpc import port_api
+from jupyterhub_hpc.commands import run_bounded
+from jupyterhub_hpc.spawner import CommandNoAnswer, HPCSlurmSpawner
+
 ROOT = Path(__file__).resolve().parents[1]
-TAIL = ROOT / "roles" / "batchspawner" / "files" / "hpc_job_tail.py"
+TAIL = ROOT / "src" / "jupyterhub_hpc" / "job_tail.py"
 PAYLOAD = "/usr/bin/touch /tmp/owned; /usr/bin/sudo -E -u {username}"
 
 
 # -- the port callback -------------------------------------------------------------------------------------------
 def post(spawner: HPCSlurmSpawner, body: bytes, token: str | None = None) -> Any:
     """POST the body to the handler registered at /api/batchspawner, as the server's own token would."""
-    (handler_class,) = hpc_port_api.installed_handlers()
+    (handler_class,) = port_api.installed_handlers()
     handler = object.__new__(handler_class)
     user = SimpleNamespace(name=spawner.user.name, spawners={"": spawner})
     handler._jupyterhub_user = user
@@ -55,7 +56,7 @@ def snapshot(s: HPCSlurmSpawner) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_only_the_projects_handler_answers_the_port_callback() -> None:
-    assert hpc_port_api.installed_handlers() == [hpc_port_api.PortReportHandler]
+    assert port_api.installed_handlers() == [port_api.PortReportHandler]
 
 
 def test_no_trait_or_attribute_of_the_spawner_can_be_set_through_the_port_callback(tmp_path: Path) -> None:
@@ -308,12 +309,12 @@ def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: P
 
 # -- requests the rules did not foresee ------------------------------------------------------------------------
 def test_an_unexpected_error_in_the_rules_is_a_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hpc_resources
+    from jupyterhub_hpc import resources
 
     def broken(*_: Any) -> Any:
         raise OverflowError("int too large to convert to float")
 
-    monkeypatch.setattr(hpc_resources, "validate_request", broken)
+    monkeypatch.setattr(resources, "validate_request", broken)
     with pytest.raises(web.HTTPError) as err:
         asyncio.run(spawner(tmp_path).validated({"cores": 10**400}))
     assert err.value.status_code == 400

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from batchspawner.batchspawner import JobStatus
-from hpc_spawner import HPCSlurmSpawner, JobEndedEarly
+
+from jupyterhub_hpc.spawner import HPCSlurmSpawner, JobEndedEarly
 
 CLUSTER = {
     "name": "demo",
@@ -230,3 +231,20 @@ def test_an_interrupted_start_leaves_no_job_behind(tmp_path: Path) -> None:
 
     asyncio.run(start_then_cancel())
     assert cancelled.read_text().split() == ["7"]
+
+
+def test_the_hubs_own_queries_start_with_the_one_squeue_setting() -> None:
+    s = HPCSlurmSpawner(squeue="/opt/slurm/bin/squeue")
+    assert s.job_board_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B'"
+    assert s.pending_reason_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_id} --format=%r"
+    assert s.lost_jobs_cmd == "/opt/slurm/bin/squeue --noheader --user={username} --name=jupyterhub --format=%i"
+    assert HPCSlurmSpawner().job_board_cmd.startswith("/usr/bin/squeue ")
+    assert HPCSlurmSpawner(squeue="x", job_board_cmd="").job_board_cmd == ""  # set: no board
+
+
+def test_the_default_output_tail_is_the_packages_own_script() -> None:
+    tail = HPCSlurmSpawner().output_tail_cmd
+    assert tail.startswith("/usr/bin/python3 -I -S /") and tail.endswith(
+        "/jupyterhub_hpc/job_tail.py {max_bytes} {path}"
+    )
+    assert Path(tail.split()[3]).is_file()

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import testinfra
 import urllib3
-from testinfra.host import Host
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-
+# The helpers in tests/ (browser, hostnames, hubclient) import by name: pytest puts tests/ on the import path
+# (pythonpath in pyproject.toml, the rootdir's configuration for these verifiers too).
 from browser import chromium
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
 from molhelpers import HUB_DOMAIN
 from playwright.sync_api import Page
+from testinfra.host import Host
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 # The scenario's proxy has a self-signed certificate (tests check it on its own, see test_site.py).

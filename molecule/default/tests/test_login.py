@@ -166,7 +166,8 @@ def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(hub: Host
     resp, _ = post_login(base_url, f"evil{tag}\n{forged}", "guess")
     assert resp.status_code == 403
     journal = hub.check_output("journalctl --no-pager -o cat -u jupyterhub")
-    lines = [line for line in journal.splitlines() if f"evil{tag}" in line and "hpc_pam" in line]
+    # Logged by jupyterhub_hpc/pam.py: the hub's log lines name the module ("... pam:<line>] ...").
+    lines = [line for line in journal.splitlines() if f"evil{tag}" in line and " pam:" in line]
     assert lines, f"no failed login logged for evil{tag}"
     logged = re.search(r"Failed login for '([^']*)' from (\S+): (.*)$", lines[-1])
     assert logged and logged.group(1) == f"evil{tag}\\n{forged}"

@@ -1,7 +1,7 @@
 """batchspawner's SlurmSpawner with the Server Options form, validated against the cluster model.
 
 Every request, from the form or posted to the REST API as ``user_options``, goes through
-``hpc_resources.validate_request`` (the very module Ansible's preflight uses) before anything reaches Slurm:
+``jupyterhub_hpc.resources.validate_request`` (the very rules Ansible's preflight uses) before anything reaches Slurm:
 
 * a form submission that breaks a rule renders the form again with the message (nothing is submitted);
 * an API request that breaks a rule gets HTTP 400 with the message (nothing is submitted);
@@ -19,30 +19,34 @@ prefix only and Slurm has the last word.
 from __future__ import annotations
 
 import asyncio
-import html
 import posixpath
 import re
 import shlex
 import time
 import weakref
+from pathlib import Path
 from typing import Any, ClassVar
 
-import hpc_port_api
-import hpc_resources as rules
 from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import JobStatus
-from hpc_commands import Result, clean_env, run_bounded
-from hpc_ledger import JobLedger
 from jupyterhub import orm
 from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, Unicode, default
 
-# batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
-hpc_port_api.install()
+from jupyterhub_hpc import form, port_api
+from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc.accounts import offered_accounts
+from jupyterhub_hpc.commands import Result, clean_env, run_bounded
+from jupyterhub_hpc.job_board import JobBoard
+from jupyterhub_hpc.ledger import JobLedger
 
-# What an account name from sacctmgr must look like to be offered in the form.
-_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
+port_api.install()
+
+# The job-output tail of this very package (a script run as the user, isolated: see job_tail.py).
+JOB_TAIL = Path(__file__).with_name("job_tail.py")
+
 # Characters a job's output may not bring into a message shown to the user (controls other than newline and tab).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -54,77 +58,6 @@ DEFAULT_TIMEOUT_HELP = (
     "{cluster}, this one waits with the regular batch jobs: stop that one first if you can. There may also be no "
     "free resources right now: try again later."
 )
-
-
-class JobBoard:
-    """One ``squeue`` per interval answers every spawner of the hub: the status of all the jobs asked about
-    since the last round, in a single call. Load on slurmctld: one RPC per interval, however many spawns wait."""
-
-    def __init__(
-        self, cmd: str, interval: float, timeout: float = 30.0, limit: int = 1 << 20, concurrency: int = 8
-    ) -> None:
-        self.cmd = cmd
-        self.interval = interval
-        self.timeout = timeout
-        self.limit = limit
-        self.concurrency = concurrency  # the spawners' command slots: the board's squeue takes one of them
-        self._wanted: set[str] = set()
-        self._next: asyncio.Future[tuple[dict[str, str], str]] | None = None
-        self._last_start = -1e9
-        self._tasks: set[asyncio.Future[None]] = set()  # a running task must be referenced
-        self._lock: asyncio.Lock | None = None
-        self.rounds = 0
-
-    async def status(self, job_id: str) -> str | None:
-        """The job's '%T %B' line; "" if Slurm does not list it; None if squeue failed (no answer)."""
-        self._wanted.add(job_id)
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-            task = asyncio.ensure_future(self._round(self._next))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        found, error = await asyncio.shield(self._next)
-        return None if error else found.get(job_id, "")
-
-    async def _round(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:  # one squeue at a time, even when each waits for its time limit
-            await self._ask(future)
-
-    async def _ask(self, future: asyncio.Future[tuple[dict[str, str], str]]) -> None:
-        await asyncio.sleep(max(0.0, self._last_start + self.interval - time.monotonic()))
-        self._next = None  # later questions wait for the next round
-        ids, self._wanted = sorted(self._wanted, key=_job_order), set()
-        self._last_start = time.monotonic()
-        self.rounds += 1
-        try:
-            result = await run_bounded(
-                self.cmd.format(job_ids=",".join(ids)),
-                env=clean_env(),
-                timeout=self.timeout,
-                limit=self.limit,
-                concurrency=self.concurrency,
-            )
-        except OSError as exc:
-            future.set_result(({}, str(exc)))
-            return
-        text = result.stdout.decode(errors="replace")
-        if result.returncode != 0:
-            problem = result.stderr.decode(errors="replace").strip()
-            # One id that Slurm no longer knows: an answer ("not listed"), not a failure.
-            future.set_result(({}, "" if "Invalid job id specified" in problem else problem or "squeue failed"))
-            return
-        found = {}
-        for line in text.splitlines():
-            job_id, _, rest = line.strip().partition(" ")
-            if job_id:
-                found[job_id] = rest.strip()
-        future.set_result((found, ""))
-
-
-def _job_order(job_id: str) -> tuple[int, str]:
-    return (int(job_id), "") if job_id.isdigit() else (0, job_id)
 
 
 class CommandNoAnswer(RuntimeError):
@@ -159,9 +92,10 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     output_tail_cmd = Unicode(
-        "/usr/bin/python3 -I -S /usr/local/lib/jupyterhub-hpc/hpc_job_tail.py {max_bytes} {path}",
-        help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (hpc_job_tail.py:"
-        " a regular file only, never through a link), run as the user with exec_prefix. Empty: do not show it.",
+        f"/usr/bin/python3 -I -S {shlex.quote(str(JOB_TAIL))} {{max_bytes}} {{path}}",
+        help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (job_tail.py: "
+        "a regular file only, never through a link), run as the user with exec_prefix. The sudo rule must name this "
+        "command (the batchspawner role renders both from one setting). Empty: do not show it.",
     ).tag(config=True)
 
     output_tail_bytes = Integer(4096, help="At most this many bytes of a job's output are shown.").tag(config=True)
@@ -188,8 +122,13 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         "directory). Empty: no ledger, no reconciler.",
     ).tag(config=True)
 
+    squeue = Unicode(
+        "/usr/bin/squeue",
+        help="squeue on the hub node, which the queries the hub makes as its own user start with: the job board "
+        "(job_board_cmd), a pending job's reason (pending_reason_cmd) and the reconciler's search (lost_jobs_cmd).",
+    ).tag(config=True)
+
     lost_jobs_cmd = Unicode(
-        "/usr/bin/squeue --noheader --user={username} --name=jupyterhub --format=%i",
         help="The user's jobs with the hub's job name ({username} shell-quoted), run as the hub's user: where the "
         "reconciler looks for a job an unanswered sbatch may have submitted.",
     ).tag(config=True)
@@ -203,7 +142,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     job_watch_interval = Float(2.0, help="Seconds between checks that a starting job is still there.").tag(config=True)
 
     job_board_cmd = Unicode(
-        "/usr/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B'",
         help="One query for all the hub's jobs ({job_ids}: comma-separated), run as the hub's user. The hub must "
         "see all jobs (no PrivateData=jobs, or the hub's user a Slurm operator). Empty: per-job queries only.",
     ).tag(config=True)
@@ -230,9 +168,21 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     pending_reason_cmd = Unicode(
-        "/usr/bin/squeue --noheader --jobs={job_id} --format=%r",
         help="Slurm's reason a job is pending, run as the hub's user (as job_board_cmd).",
     ).tag(config=True)
+
+    # The hub's own queries start with the one squeue setting (the role passes batchspawner_squeue there).
+    @default("lost_jobs_cmd")
+    def _lost_jobs_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --user={{username}} --name=jupyterhub --format=%i"
+
+    @default("job_board_cmd")
+    def _job_board_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --jobs={{job_ids}} --format='%i %T %B'"
+
+    @default("pending_reason_cmd")
+    def _pending_reason_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
 
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
     _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
@@ -366,9 +316,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             cmd = self.accounts_cmd.format(username=shlex.quote(name))
             result = await self.run_limited(cmd)
             if result.returncode == 0:
-                prefixes = tuple(self.model["account_prefixes"]) or ("",)
-                found = {line.strip() for line in result.stdout.decode(errors="replace").splitlines() if line.strip()}
-                accounts = sorted(a for a in found if a.startswith(prefixes) and _ACCOUNT.fullmatch(a))
+                accounts = offered_accounts(result.stdout.decode(errors="replace"), self.model["account_prefixes"])
             else:
                 problem = result.stderr.decode(errors="replace").strip()[-300:]
                 self.log.warning("Cannot list Slurm accounts of %s (%s): %s", name, cmd, problem)
@@ -382,63 +330,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def render_form(self) -> str:
         model = self.model
-        form = model["form"]
         accounts = await self.user_accounts()
-        prev = getattr(self, "_submitted", None) or self.user_options or {}
-        parts = [f'<p class="hpc-cluster">Cluster: <strong>{html.escape(model["display_name"])}</strong></p>']
-
-        if accounts:
-            current = prev.get("account") or accounts[0]
-            options = "".join(
-                f'<option value="{html.escape(a)}"{" selected" if a == current else ""}>{html.escape(a)}</option>'
-                for a in accounts
-            )
-            parts.append(
-                _field("account", f'<select class="form-control" name="account" id="account">{options}</select>')
-            )
-        elif accounts is None:
-            hint = ", ".join(model["account_prefixes"]) or "your account"
-            value = html.escape(str(prev.get("account", "")))
-            parts.append(
-                _field(
-                    "account",
-                    f'<input class="form-control" name="account" id="account" value="{value}" '
-                    f'placeholder="{html.escape(hint)}...">',
-                )
-            )
-
-        for key, step, scale in (("time", "0.5", 60), ("cores", "1", 1), ("memory", "1", 1)):
-            bounds = form[key]
-            lo, hi, dflt = (bounds[k] / scale for k in ("min", "max", "default"))
-            value = prev.get(key, f"{dflt:g}")
-            parts.append(
-                _field(
-                    key,
-                    f'<input class="form-control" type="number" name="{key}" id="{key}" min="{lo:g}" max="{hi:g}" '
-                    f'step="{step}" value="{html.escape(str(value))}" required>'
-                    f'<small class="form-text text-muted">{lo:g} to {hi:g}</small>',
-                )
-            )
-
-        choices = rules.gpu_choices(model)
-        if choices:
-            current = prev.get("gpu", "none")
-            options = '<option value="none">None</option>' + "".join(
-                f'<option value="{html.escape(c["value"])}"{" selected" if c["value"] == current else ""}>'
-                f"{c['count']} x {html.escape(c['type'])}</option>"
-                for c in choices
-            )
-            parts.append(_field("gpu", _select("gpu", options)))
-
-        current = prev.get("interface", form["default_interface"])
-        labels = {i: html.escape(rules.INTERFACES[i]["label"]) for i in form["interfaces"]}
-        options = "".join(
-            f'<option value="{i}"{" selected" if i == current else ""}>{label}</option>' for i, label in labels.items()
-        )
-        parts.append(
-            _field("interface", f'<select class="form-control" name="interface" id="interface">{options}</select>')
-        )
-        return "\n".join(parts)
+        previous = getattr(self, "_submitted", None) or self.user_options or {}
+        return form.render(model, accounts, previous)
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         """Form data -> user_options; a broken rule raises, and the hub shows the form again with the message."""
@@ -692,12 +586,3 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             subvars.pop(key)
         subvars.update(self.get_req_subvars())
         return str(await super()._get_batch_script(**subvars))
-
-
-def _field(key: str, control: str) -> str:
-    label = html.escape(rules.LABELS[key])
-    return f'<div class="form-group mb-3"><label for="{key}">{label}</label>{control}</div>'
-
-
-def _select(key: str, options: str) -> str:
-    return f'<select class="form-control" name="{key}" id="{key}">{options}</select>'

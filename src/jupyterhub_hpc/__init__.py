@@ -1,0 +1,18 @@
+"""JupyterHub in front of a Slurm cluster: the code the hub runs, and the resource rules the preflight shares.
+
+Modules, by concern:
+
+* ``resources``: the cluster model and the rules every request meets (standard library only; the Ansible filter
+  plugin ``filter_plugins/hpc_resources.py`` is a thin adapter over it);
+* ``spawner``: ``HPCSlurmSpawner`` (entry point ``hpc-slurm`` of ``jupyterhub.spawners``), the job life cycle and
+  status polling, with ``form`` (the Server Options form, a pure function), ``accounts`` (the user's Slurm
+  accounts) and ``job_board`` (one ``squeue`` for all the hub's jobs);
+* ``pam``: ``HPCPAMAuthenticator`` (entry point ``hpc-pam`` of ``jupyterhub.authenticators``);
+* ``port_api``: the port callback of a starting server, which takes only the port;
+* ``commands``: commands run for users, bounded in time and bytes, with a clean environment;
+* ``ledger``: the jobs the hub submitted, until it sees them end;
+* ``job_tail``: a script, not imported: run as the user with the system Python isolated (``-I -S``), it prints
+  the end of a job's output (standard library only).
+
+Nothing is imported here: ``python -I -S job_tail.py`` and the filter plugin load only what they use.
+"""

@@ -1,0 +1,22 @@
+"""The user's Slurm accounts, as the Server Options form offers them.
+
+``HPCSlurmSpawner.accounts_cmd`` (``sacctmgr``, run as the hub's user, bounded like every command) lists the user's
+associations; this module decides which of them are offered: well-formed names with one of the cluster's account
+prefixes, sorted, each once. The spawner caches a user's list for ``accounts_cache_seconds``; when ``sacctmgr``
+cannot answer, the form has a free text field and ``resources.validate_request`` checks the prefix only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# What an account name from sacctmgr must look like to be offered in the form.
+ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def offered_accounts(output: str, prefixes: Sequence[str]) -> list[str]:
+    """The accounts in ``sacctmgr``'s output (one per line) that the form offers; no prefix: any account."""
+    wanted = tuple(prefixes) or ("",)
+    found = {line.strip() for line in output.splitlines() if line.strip()}
+    return sorted(account for account in found if account.startswith(wanted) and ACCOUNT.fullmatch(account))

@@ -1,0 +1,82 @@
+"""The Server Options form: HTML from the cluster model, the user's accounts and the previous request.
+
+A pure function (no I/O, no spawner): ``HPCSlurmSpawner.render_form`` gathers its inputs and calls ``render``. The
+fields, their limits and their labels come from the validated model and ``resources.LABELS``, so the form offers
+exactly what ``resources.validate_request`` accepts.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jupyterhub_hpc import resources as rules
+
+
+def render(model: Mapping[str, Any], accounts: Sequence[str] | None, prev: Mapping[str, Any]) -> str:
+    """The form's HTML for a validated cluster model (``resources.validate_cluster``), the user's accounts (None:
+    Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field) and the
+    previous request (its values are shown again, e.g. after a broken rule). Every value shown is escaped."""
+    form = model["form"]
+    parts = [f'<p class="hpc-cluster">Cluster: <strong>{html.escape(model["display_name"])}</strong></p>']
+
+    if accounts:
+        current = prev.get("account") or accounts[0]
+        options = "".join(
+            f'<option value="{html.escape(a)}"{" selected" if a == current else ""}>{html.escape(a)}</option>'
+            for a in accounts
+        )
+        parts.append(_field("account", f'<select class="form-control" name="account" id="account">{options}</select>'))
+    elif accounts is None:
+        hint = ", ".join(model["account_prefixes"]) or "your account"
+        value = html.escape(str(prev.get("account", "")))
+        parts.append(
+            _field(
+                "account",
+                f'<input class="form-control" name="account" id="account" value="{value}" '
+                f'placeholder="{html.escape(hint)}...">',
+            )
+        )
+
+    for key, step, scale in (("time", "0.5", 60), ("cores", "1", 1), ("memory", "1", 1)):
+        bounds = form[key]
+        lo, hi, dflt = (bounds[k] / scale for k in ("min", "max", "default"))
+        value = prev.get(key, f"{dflt:g}")
+        parts.append(
+            _field(
+                key,
+                f'<input class="form-control" type="number" name="{key}" id="{key}" min="{lo:g}" max="{hi:g}" '
+                f'step="{step}" value="{html.escape(str(value))}" required>'
+                f'<small class="form-text text-muted">{lo:g} to {hi:g}</small>',
+            )
+        )
+
+    choices = rules.gpu_choices(model)
+    if choices:
+        current = prev.get("gpu", "none")
+        options = '<option value="none">None</option>' + "".join(
+            f'<option value="{html.escape(c["value"])}"{" selected" if c["value"] == current else ""}>'
+            f"{c['count']} x {html.escape(c['type'])}</option>"
+            for c in choices
+        )
+        parts.append(_field("gpu", _select("gpu", options)))
+
+    current = prev.get("interface", form["default_interface"])
+    labels = {i: html.escape(rules.INTERFACES[i]["label"]) for i in form["interfaces"]}
+    options = "".join(
+        f'<option value="{i}"{" selected" if i == current else ""}>{label}</option>' for i, label in labels.items()
+    )
+    parts.append(
+        _field("interface", f'<select class="form-control" name="interface" id="interface">{options}</select>')
+    )
+    return "\n".join(parts)
+
+
+def _field(key: str, control: str) -> str:
+    label = html.escape(rules.LABELS[key])
+    return f'<div class="form-group mb-3"><label for="{key}">{label}</label>{control}</div>'
+
+
+def _select(key: str, options: str) -> str:
+    return f'<select class="form-control" name="{key}" id="{key}">{options}</select>'
