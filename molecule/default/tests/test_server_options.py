@@ -4,6 +4,7 @@ submitted exactly as asked."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import pytest
@@ -114,6 +115,10 @@ def test_interface_lands_on_its_page(alice: HubClient, interface: str, page: str
     assert landing.headers["location"].split("?")[0] == f"/user/alice{page}"
     shown = alice.session.get(alice.server_url(page), headers=auth, timeout=60)
     assert shown.status_code == 200
-    if interface == "lab":  # no call outside the cluster: no news feed, no update check
-        assert re.search(r'"news":\s*\{"disabled":\s*true\}', shown.text), shown.text[:2000]
+    if interface == "lab":  # no call outside the cluster: no news feed, no extension index
+        config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', shown.text, re.S)
+        assert config, shown.text[:2000]
+        page_config = json.loads(config.group(1))
+        assert page_config["news"] == {"disabled": True}, page_config.get("news")
+        assert page_config["extensionManager"]["can_install"] is False, page_config["extensionManager"]
     alice.stop_server()
