@@ -100,13 +100,14 @@ def test_broken_inventory_fails_the_preflight_of_site_yml_in_check_mode(
     assert "PLAY [JupyterHub on Slurm]" not in run.stdout
 
 
-def test_missing_project_defaults_link_is_reported(tmp_path: Path) -> None:
+def test_an_inventory_needs_no_link_into_the_product(tmp_path: Path) -> None:
+    """The layout the roles share is in their defaults: an inventory anywhere, with only the site's own files, passes
+    (tests/test_collection.py does the same with the installed collection)."""
+    assert not [path for path in (ROOT / "inventories").rglob("*") if path.is_symlink()]
     inventory = tmp_path / "fir"
     shutil.copytree(ROOT / "inventories" / "fir", inventory, symlinks=True)
-    (inventory / "group_vars" / "all" / "00-project.yml").unlink()
     run = ansible_playbook("-i", str(inventory), "playbooks/preflight.yml")
-    assert run.returncode != 0
-    assert "group_vars/all/00-project.yml is missing" in run.stdout
+    assert run.returncode == 0, run.stdout[-3000:]
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
