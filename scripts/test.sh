@@ -27,6 +27,4 @@ for s in $scenarios; do
   # phase_times.py passes the output through and ends with how long each action (check, converge, ...) took.
   molecule test -s "$s" 2>&1 | python scripts/phase_times.py
 done
-echo "==> NOT RUN: the conda backend end to end (no Miniconda installer can be downloaded here; its rendered"
-echo "    files are unit-tested, see molecule/README.md to run it where an installer is available)"
 phase "all tests passed"
