@@ -4,6 +4,7 @@ filter_plugins/hpc_resources.py), with the exact messages users and operators re
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 from pathlib import Path
 from types import ModuleType
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from jupyterhub_hpc.model import Bounds, Cluster
 from jupyterhub_hpc.resources import (
     ResourceError,
     fitting_node_types,
@@ -52,6 +54,11 @@ def cluster() -> dict[str, Any]:
             "default_interface": "lab",
         },
     }
+
+
+def model() -> Cluster:
+    """``cluster()`` validated: what the hub loads (requests are checked against a model, never raw data)."""
+    return validate_cluster(cluster())
 
 
 def problems_of(func: Any, *args: Any) -> list[str]:
@@ -117,11 +124,13 @@ def test_slurm_time(minutes: int, text: str) -> None:
 
 # -- the cluster model -------------------------------------------------------------------------------------
 def test_valid_cluster_is_normalized() -> None:
-    model = validate_cluster(cluster())
-    assert model["max_walltime_minutes"] == 10080
-    assert model["node_types"]["gpu"]["gpus"]["h100"]["memory_mb"] == 286720
-    assert model["form"]["time"] == {"min": 30, "default": 60, "max": 1440}
-    assert model["form"]["gpus"] == {"types": ["h100", "h100_1g.10gb"], "max": 2}
+    valid = validate_cluster(cluster())
+    assert valid.max_walltime_minutes == 10080
+    gpu = valid.node_type("gpu").gpu("h100")
+    assert gpu is not None and gpu.memory_mb == 286720
+    assert valid.form.time == Bounds(min=30, default=60, max=1440)
+    assert (valid.form.gpu_types, valid.form.gpu_max) == (("h100", "h100_1g.10gb"), 2)
+    assert [n.name for n in valid.node_types] == ["cpu", "gpu", "largemem"]  # sorted: one order for equal models
 
 
 def broken(path: list[str], value: Any) -> dict[str, Any]:
@@ -252,8 +261,8 @@ CHOICES = "h100:1, h100:2, h100_1g.10gb:1, h100_1g.10gb:2"
 
 
 def test_defaults_when_nothing_is_chosen() -> None:
-    request = validate_request({}, cluster())
-    assert request == {
+    request = validate_request({}, model())
+    assert request.to_data() == {
         "account": "",
         "time_minutes": 60,
         "runtime": "01:00:00",
@@ -281,18 +290,18 @@ def test_form_values_as_lists_of_strings() -> None:
             "gpu": ["h100:1"],
             "interface": ["notebook"],
         },
-        cluster(),
+        model(),
         ["def-alice", "rrg-bob"],
     )
-    assert (request["runtime"], request["nprocs"], request["memory"], request["gpus"], request["account"]) == (
+    assert (request.runtime, str(request.cores), request.memory, request.gpus, request.account) == (
         "02:30:00",
         "8",
         "16000M",
         "h100:1",
         "def-alice",
     )
-    assert request["default_url"] == "/tree"
-    assert request["node_types"] == ["gpu"]
+    assert request.default_url == "/tree"
+    assert request.node_types == ("gpu",)
 
 
 @pytest.mark.parametrize(
@@ -320,38 +329,38 @@ def test_form_values_as_lists_of_strings() -> None:
     ],
 )
 def test_request_errors_name_field_value_and_limit(options: dict[str, Any], message: str) -> None:
-    assert problems_of(validate_request, options, cluster()) == [message]
+    assert problems_of(validate_request, options, model()) == [message]
 
 
 def test_account_must_be_the_users_own() -> None:
-    assert problems_of(validate_request, {"account": "def-bob"}, cluster(), ["def-alice"]) == [
+    assert problems_of(validate_request, {"account": "def-bob"}, model(), ["def-alice"]) == [
         "Account: 'def-bob' is not one of your accounts (def-alice)"
     ]
-    assert problems_of(validate_request, {}, cluster(), ["def-alice", "rrg-alice"]) == [
+    assert problems_of(validate_request, {}, model(), ["def-alice", "rrg-alice"]) == [
         "Account: choose one of your accounts (def-alice, rrg-alice)"
     ]
 
 
 def test_cross_field_fit_on_one_node() -> None:
     # Each value is within its own maximum, but no node has 64 cores and an H100 together.
-    assert problems_of(validate_request, {"cores": "64", "gpu": "h100:1"}, cluster()) == [
+    assert problems_of(validate_request, {"cores": "64", "gpu": "h100:1"}, model()) == [
         "No node of Fir can give 64 cores, 4000 MB and 1 x h100 GPU together (node types: cpu: 192 cores, "
         "768000 MB; gpu: 48 cores, 1152000 MB, 4 x h100, 28 x h100_1g.10gb; largemem: 192 cores, 6144000 MB)"
     ]
     # 1 TB with 192 cores: only the large-memory nodes can.
-    assert validate_request({"cores": "192", "memory": "1000000"}, cluster())["node_types"] == ["largemem"]
+    assert validate_request({"cores": "192", "memory": "1000000"}, model()).node_types == ("largemem",)
 
 
 def test_gpu_recommendation_is_enforced() -> None:
-    assert problems_of(validate_request, {"gpu": "h100:1", "cores": "24", "memory": "300000"}, cluster()) == [
+    assert problems_of(validate_request, {"gpu": "h100:1", "cores": "24", "memory": "300000"}, model()) == [
         "Cores: 24 is above the 12 recommended for 1 x h100",
         "Memory (MB): 300000 is above the 286720 recommended for 1 x h100",
     ]
-    assert validate_request({"gpu": "h100:2", "cores": "24"}, cluster())["gpus"] == "h100:2"
+    assert validate_request({"gpu": "h100:2", "cores": "24"}, model()).gpus == "h100:2"
 
 
 def test_several_problems_are_reported_together() -> None:
-    assert problems_of(validate_request, {"cores": "500", "time": "48", "interface": "x"}, cluster()) == [
+    assert problems_of(validate_request, {"cores": "500", "time": "48", "interface": "x"}, model()) == [
         "Time (hours): 48 is above the maximum of 24",
         "Cores: 500 is above the maximum of 192",
         "User interface: 'x' is not one of lab, notebook, terminal",
@@ -359,9 +368,9 @@ def test_several_problems_are_reported_together() -> None:
 
 
 def test_fitting_node_types_and_gpu_choices() -> None:
-    assert fitting_node_types(cluster(), 48, 1000000, "h100", 4) == ["gpu"]
-    assert fitting_node_types(cluster(), 1, 1000, "h100", 5) == []
-    assert [c["value"] for c in gpu_choices(cluster())] == ["h100:1", "h100:2", "h100_1g.10gb:1", "h100_1g.10gb:2"]
+    assert fitting_node_types(model(), 48, 1000000, "h100", 4) == ["gpu"]
+    assert fitting_node_types(model(), 1, 1000, "h100", 5) == []
+    assert [c.value for c in gpu_choices(model())] == ["h100:1", "h100:2", "h100_1g.10gb:1", "h100_1g.10gb:2"]
 
 
 # -- as Ansible filters ------------------------------------------------------------------------------------
@@ -399,37 +408,39 @@ def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
 def test_the_filters_are_the_packages_rules() -> None:
     """The plugin holds no rule of its own: each filter answers exactly what the package's function answers."""
     filters = filter_plugin().FilterModule().filters()
-    assert filters["hpc_validate_cluster"](cluster()) == validate_cluster(cluster())
-    assert filters["hpc_validate_request"]({"cores": "2"}, cluster()) == validate_request({"cores": "2"}, cluster())
-    assert filters["hpc_gpu_choices"](cluster()) == gpu_choices(cluster())
+    assert filters["hpc_validate_cluster"](cluster()) == model().to_data()
+    request = validate_request({"cores": "2"}, model())
+    assert filters["hpc_validate_request"]({"cores": "2"}, cluster()) == request.to_data()
+    assert filters["hpc_gpu_choices"](cluster()) == [dataclasses.asdict(c) for c in gpu_choices(model())]
+    assert filters["hpc_fitting_node_types"](cluster(), 48, 1000000, "h100", 4) == ["gpu"]
     assert filters["hpc_walltime_minutes"]("1-12:00:00") == parse_walltime_minutes("1-12:00:00")
     assert filters["hpc_slurm_time"](90) == format_slurm_time(90)
 
 
 def test_non_ascii_digits_are_refused_cleanly() -> None:
     # Found by the property tests: '²'.isdigit() is True, but int('²') raises a bare ValueError.
-    assert problems_of(validate_request, {"cores": "²"}, cluster()) == ["Cores: '²' is not a whole number"]
+    assert problems_of(validate_request, {"cores": "²"}, model()) == ["Cores: '²' is not a whole number"]
     assert problems_of(parse_memory_mb, "٣G") == ["memory: '٣G' is not a memory size (examples: 4000, '4000M', '4G')"]
 
 
 def test_control_characters_around_a_number_are_refused_cleanly() -> None:
     # Found by the property tests: '\x1f' is whitespace to str.strip() and a Unicode \s, but int() refuses it.
-    assert problems_of(validate_request, {"cores": "0\x1f"}, cluster()) == ["Cores: '0\\x1f' is not a whole number"]
+    assert problems_of(validate_request, {"cores": "0\x1f"}, model()) == ["Cores: '0\\x1f' is not a whole number"]
     # A request's values are exact: no whitespace at all, not even ASCII spaces (the form sends none).
-    assert problems_of(validate_request, {"cores": " 2 "}, cluster()) == ["Cores: ' 2 ' is not a whole number"]
+    assert problems_of(validate_request, {"cores": " 2 "}, model()) == ["Cores: ' 2 ' is not a whole number"]
 
 
 @pytest.mark.parametrize("value", [-0.0, 0, False, 12])
 def test_non_string_account_is_refused(value: Any) -> None:
     # Found by the property tests: -0.0 is falsy, and once passed through as the account.
-    assert problems_of(validate_request, {"account": value}, cluster()) == [
+    assert problems_of(validate_request, {"account": value}, model()) == [
         f"Account: {value!r} is not a valid account name"
     ]
 
 
 def test_invalid_account_is_one_problem_even_with_an_account_list() -> None:
     # A regression caught by the Molecule run: the invalid name also produced "choose one of your accounts".
-    assert problems_of(validate_request, {"account": "def-a; id"}, cluster(), ["def-a", "rrg-b"]) == [
+    assert problems_of(validate_request, {"account": "def-a; id"}, model(), ["def-a", "rrg-b"]) == [
         "Account: 'def-a; id' is not a valid account name"
     ]
 
@@ -437,20 +448,20 @@ def test_invalid_account_is_one_problem_even_with_an_account_list() -> None:
 # -- hostile requests (found by tests/test_properties.py's hostile-request property) --------------------------
 def test_numbers_beyond_a_float_are_refused_by_field_not_crashed_on() -> None:
     # Was OverflowError (an HTTP 500): float(10**400) in the memory and time parsers.
-    assert problems_of(validate_request, {"memory": 10**400}, cluster()) == [
+    assert problems_of(validate_request, {"memory": 10**400}, model()) == [
         "Memory (MB): <an integer of 401 digits> is above the maximum of 6144000"
     ]
-    assert problems_of(validate_request, {"time": -(10**400)}, cluster()) == [
+    assert problems_of(validate_request, {"time": -(10**400)}, model()) == [
         "Time (hours): -<an integer of 401 digits> must be longer than 0 minutes"
     ]
-    assert problems_of(validate_request, {"time": "1-" + "9" * 250}, cluster()) == [
+    assert problems_of(validate_request, {"time": "1-" + "9" * 250}, model()) == [
         "Time (hours): 1-99999999999999999999999999999999999... is above the maximum of 24"
     ]
     # Beyond int->str's 4300-digit limit: neither parsing nor the message may call str() on it whole.
-    assert problems_of(validate_request, {"cores": "1" * 5000}, cluster()) == [
+    assert problems_of(validate_request, {"cores": "1" * 5000}, model()) == [
         "Cores: '111111111111111111111111111111111111111...' is too long (5000 characters, at most 256)"
     ]
-    assert problems_of(validate_request, {"cores": 10**5000}, cluster()) == [
+    assert problems_of(validate_request, {"cores": 10**5000}, model()) == [
         "Cores: <an integer of more than 1200 digits> is above the maximum of 192"
     ]
     assert problems_of(parse_walltime_minutes, -(10**400)) == [
@@ -464,14 +475,14 @@ def test_numbers_beyond_a_float_are_refused_by_field_not_crashed_on() -> None:
 
 def test_odd_keys_and_documents_are_refused_cleanly() -> None:
     # Was TypeError: sorted() of keys of mixed types.
-    assert problems_of(validate_request, {1: "x", None: 2, "a\nb": 3}, cluster()) == [
+    assert problems_of(validate_request, {1: "x", None: 2, "a\nb": 3}, model()) == [
         "Unknown option(s): 'a\\nb', 1, None"
     ]
-    assert problems_of(validate_request, {f"k{i}": 1 for i in range(8)}, cluster()) == [
+    assert problems_of(validate_request, {f"k{i}": 1 for i in range(8)}, model()) == [
         "Unknown option(s): k0, k1, k2, k3, k4 (and 3 more)"
     ]
     # Was AttributeError: a JSON list posted as the whole of user_options.
-    assert problems_of(validate_request, [{"cores": 1}], cluster()) == [
+    assert problems_of(validate_request, [{"cores": 1}], model()) == [
         "Server options: expected a JSON object of fields, got <a JSON list>"
     ]
 
@@ -509,15 +520,15 @@ def test_odd_keys_and_documents_are_refused_cleanly() -> None:
     ],
 )
 def test_malformed_values_are_refused_naming_field_value_and_limit(options: dict[str, Any], message: str) -> None:
-    assert problems_of(validate_request, options, cluster()) == [message]
+    assert problems_of(validate_request, options, model()) == [message]
 
 
 def test_exact_arithmetic() -> None:
     # Was refused: 16.9 * 60 is 1013.9999999999999 in floats, "not a whole number of minutes".
-    assert validate_request({"time": "16.9"}, cluster())["time_minutes"] == 1014
-    assert validate_request({"time": 16.9}, cluster())["time_minutes"] == 1014
-    assert validate_request({"memory": 4000.0, "cores": "08"}, cluster())["memory"] == "4000M"
-    assert validate_request({"memory": "4GiB", "time": "1-00"}, cluster())["runtime"] == "1-00:00:00"
+    assert validate_request({"time": "16.9"}, model()).time_minutes == 1014
+    assert validate_request({"time": 16.9}, model()).time_minutes == 1014
+    assert validate_request({"memory": 4000.0, "cores": "08"}, model()).memory == "4000M"
+    assert validate_request({"memory": "4GiB", "time": "1-00"}, model()).runtime == "1-00:00:00"
 
 
 def test_model_values_that_cannot_reach_slurm_are_refused() -> None:
@@ -530,9 +541,10 @@ def test_model_values_that_cannot_reach_slurm_are_refused() -> None:
         "hpc_cluster.node_types.gpu.gpus: 'h100\\n' is not a valid name (letters, digits, '_', '.', '-')"
         in problems_of(validate_cluster, gpus)
     )
-    # An already-normalized model is trusted by validate_request, but what reaches #SBATCH is checked again.
-    model = validate_cluster(cluster())
-    model["form"]["partition"] = "cpu;id"
-    assert problems_of(validate_request, {}, model) == [
+    # The model the hub loads is trusted by validate_request (not validated twice), but what reaches #SBATCH is
+    # checked on the way out.
+    valid = validate_cluster(cluster())
+    hacked = dataclasses.replace(valid, form=dataclasses.replace(valid.form, partition="cpu;id"))
+    assert problems_of(validate_request, {}, hacked) == [
         "Partition (hpc_cluster.form.partition): 'cpu;id' cannot be passed to Slurm (it must match [A-Za-z0-9_,-]*)"
     ]

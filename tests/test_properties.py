@@ -16,20 +16,21 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jupyterhub_hpc.model import Cluster, Request
 from jupyterhub_hpc.resources import LABELS, ResourceError, validate_cluster, validate_request
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(name: str, wide: bool = False) -> dict[str, Any]:
+def load(name: str, wide: bool = False) -> Cluster:
     """A reference cluster's model; ``wide`` lifts the form's maxima to the largest node, so that requests
     can reach every corner where cores, memory and GPUs no longer fit together."""
     raw = yaml.safe_load((ROOT / "inventories" / name / "group_vars" / "all" / "cluster.yml").read_text())
     model = raw["hpc_cluster"]
     if wide:
-        nodes = validate_cluster(model)["node_types"].values()
-        model["form"]["cores"]["max"] = max(n["cores"] for n in nodes)
-        model["form"]["memory"]["max"] = max(n["memory_mb"] for n in nodes)
+        nodes = validate_cluster(model).node_types
+        model["form"]["cores"]["max"] = max(n.cores for n in nodes)
+        model["form"]["memory"]["max"] = max(n.memory_mb for n in nodes)
         model["form"]["gpus"]["max"] = 4
         model["form"]["enforce_gpu_recommendation"] = False
     return validate_cluster(model)
@@ -85,26 +86,27 @@ SAFE = {
 @pytest.mark.parametrize("name", sorted(CLUSTERS))
 def test_every_accepted_request_fits_one_node_type(name: str) -> None:
     model = CLUSTERS[name]
+    data = model.to_data()
 
     @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(requests(model))
+    @given(requests(data))
     def check(options: dict[str, Any]) -> None:
         try:
-            request = validate_request(options, model)
+            request = validate_request(options, model).to_data()
         except ResourceError as err:
             assert err.problems and all(isinstance(p, str) and p for p in err.problems)
             return
         assert request["node_types"], request
         for type_name in request["node_types"]:
-            node = model["node_types"][type_name]
+            node = data["node_types"][type_name]
             assert request["cores"] <= node["cores"]
             assert request["memory_mb"] <= node["memory_mb"]
             if request["gpu_type"]:
                 assert node["gpus"][request["gpu_type"]]["per_node"] >= request["gpu_count"]
-        form = model["form"]
+        form = data["form"]
         assert form["cores"]["min"] <= request["cores"] <= form["cores"]["max"]
         assert form["memory"]["min"] <= request["memory_mb"] <= form["memory"]["max"]
-        assert form["time"]["min"] <= request["time_minutes"] <= form["time"]["max"] <= model["max_walltime_minutes"]
+        assert form["time"]["min"] <= request["time_minutes"] <= form["time"]["max"] <= data["max_walltime_minutes"]
 
     check()
 
@@ -119,7 +121,7 @@ def test_arbitrary_strings_never_reach_the_job_script(name: str) -> None:
     @given(st.dictionaries(keys, anything, max_size=8))
     def check(options: dict[str, Any]) -> None:
         try:
-            request = validate_request(options, model)
+            request = validate_request(options, model).to_data()
         except ResourceError:
             return
         for key, pattern in SAFE.items():
@@ -128,8 +130,9 @@ def test_arbitrary_strings_never_reach_the_job_script(name: str) -> None:
     check()
 
 
-def render_job_script(request: dict[str, Any]) -> str:
-    """The role's job-script template, rendered as Ansible then batchspawner do (two Jinja passes)."""
+def render_job_script(request: Request) -> str:
+    """The role's job-script template, rendered as Ansible then batchspawner do (two Jinja passes), the request's
+    variables from ``Request.job_vars`` as the spawner passes them."""
     source = (ROOT / "roles" / "batchspawner" / "templates" / "batch_script.sh.j2").read_text()
     ansible_env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     ansible_env.filters["quote"] = shlex.quote  # Ansible's filter of that name
@@ -149,13 +152,13 @@ def render_job_script(request: dict[str, Any]) -> str:
             keepvars="PATH,JUPYTERHUB_API_TOKEN",
             srun="/usr/bin/srun --export=ALL",
             cmd="/opt/jupyterhub/user/bin/batchspawner-singleuser /opt/jupyterhub/user/bin/jupyterhub-singleuser",
-            **{k: request[k] for k in ("account", "runtime", "nprocs", "memory", "gpus", "partition")},
+            **request.job_vars(),
         )
     )
 
 
 @settings(max_examples=200, deadline=None)
-@given(requests(CLUSTERS["fir"]))
+@given(requests(CLUSTERS["fir"].to_data()))
 def test_job_script_directives_are_exactly_the_validated_values(options: dict[str, Any]) -> None:
     try:
         request = validate_request(options, CLUSTERS["fir"])
@@ -164,13 +167,13 @@ def test_job_script_directives_are_exactly_the_validated_values(options: dict[st
     script = render_job_script(request)
     directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
     expected = {
-        f"#SBATCH --time={request['runtime']}",
-        f"#SBATCH --cpus-per-task={request['nprocs']}",
-        f"#SBATCH --mem={request['memory']}",
+        f"#SBATCH --time={request.runtime}",
+        f"#SBATCH --cpus-per-task={request.cores}",
+        f"#SBATCH --mem={request.memory}",
     }
     assert expected <= set(directives)
-    if request["gpus"]:
-        assert f"#SBATCH --gpus-per-node={request['gpus']}" in directives
+    if request.gpus:
+        assert f"#SBATCH --gpus-per-node={request.gpus}" in directives
     for line in directives:
         assert re.fullmatch(r"#SBATCH --[a-z-]+=[A-Za-z0-9_.:%/,$-]+", line), line
 
@@ -493,11 +496,11 @@ CROSS_FIELD = re.compile(
 )
 
 
-def check_hostile_request(options: dict[Any, Any], model: dict[str, Any]) -> None:
-    expected = expected_fields(options, model)
+def check_hostile_request(options: dict[Any, Any], model: Cluster) -> None:
+    expected = expected_fields(options, model.to_data())
     unknown = [key for key in options if key not in LABELS]
     try:
-        request = validate_request(options, model)
+        request = validate_request(options, model).to_data()
     except ResourceError as err:  # any other exception fails the test: it would be an HTTP 500
         problems = err.problems
         assert problems and str(err) == "\n".join(problems)
@@ -538,7 +541,7 @@ def test_hostile_requests_are_refused_by_field_or_accepted_exactly(name: str) ->
     @settings(
         max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.large_base_example]
     )
-    @given(hostile_requests(model))
+    @given(hostile_requests(model.to_data()))
     def check(options: dict[Any, Any]) -> None:
         check_hostile_request(options, model)
 

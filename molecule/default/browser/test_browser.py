@@ -147,3 +147,25 @@ def test_classic_notebook_interface_lands_on_the_tree(page: Page, base_url: str,
     expect(page.get_by_text("Files").first).to_be_visible(timeout=60_000)
     shot("09-classic-notebook-tree")
     stop_server_of(base_url, "carol")
+
+
+def test_log_out_in_jupyterlab_ends_the_job(page: Page, base_url: str, shot: Shot, hub: Host) -> None:
+    """JupyterLab's File > Log Out: the hub stops her server, its Slurm job ends, and the page says which job."""
+    stop_server_of(base_url, "carol")
+    log_in(page, base_url, "carol", "carol-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    submit_form(page, account="def-carol", interface="lab")
+    page.wait_for_url(re.compile(r".*/user/carol/lab.*"), timeout=180_000)
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+    (job,) = (line.split()[0] for line in squeue_of(hub, "carol"))
+
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Log Out").click()
+    page.wait_for_url(re.compile(r".*/hub/logout.*"), timeout=60_000)
+    expect(page.locator("#hpc-logged-out")).to_have_text("You are logged out of Demo cluster.")
+    expect(page.locator(".hpc-logout-stopped")).to_have_text(
+        f"Your server was stopped: Slurm job {job} was cancelled and its resources are free."
+    )
+    assert squeue_of(hub, "carol") == []
+    shot("11-logout-job-stopped")
+    expect(page.locator("#hpc-login-again")).to_be_visible()

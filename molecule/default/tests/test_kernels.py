@@ -78,3 +78,27 @@ def test_environment_built_from_an_lmod_python_module(hub: Host) -> None:
     cfg = hub.file("/opt/jupyterhub/analysis/pyvenv.cfg").content_string
     assert "home = /opt/demo-modules/software/python/3.11/bin" in cfg
     assert "home = /usr/bin" in hub.file("/opt/jupyterhub/user/pyvenv.cfg").content_string
+
+
+@pytest.fixture
+def own_kernel(hub: Host) -> Iterator[str]:
+    """A kernel bob installs himself; gone afterwards (his home is shared with the hub node)."""
+    path = "/home/bob/.local/share/jupyter/kernels/mine"
+    hub.run(f"rm -rf {path}")
+    yield path
+    hub.run(f"rm -rf {path}")
+
+
+def test_kernels_users_install_themselves_are_listed_and_run(running: HubClient, own_kernel: str, hub: Host) -> None:
+    """`python -m ipykernel install --user` from a notebook, as users register their own environments: the kernel
+    is listed beside the declared ones (jupyter_env_hide_default_kernel false: no allow-list) and runs."""
+    out = running.execute(
+        "!/opt/jupyterhub/analysis/bin/python -m ipykernel install --user --name mine --display-name 'Mine (own)'",
+        timeout=120,
+    )
+    assert f"Installed kernelspec mine in {own_kernel}" in out, out
+    assert hub.file(f"{own_kernel}/kernel.json").user == "bob"
+    specs = running.server_api("GET", "/kernelspecs").json()["kernelspecs"]
+    assert set(specs) == {"python3", "demo-tools", "analysis", "mine"}
+    assert specs["mine"]["spec"]["display_name"] == "Mine (own)"
+    assert running.execute("import sys; print(sys.prefix)", "mine").strip() == "/opt/jupyterhub/analysis"

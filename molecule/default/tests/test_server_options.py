@@ -4,12 +4,21 @@ submitted exactly as asked."""
 from __future__ import annotations
 
 import html
+import json
 import re
+import shlex
+from pathlib import Path
 
 import pytest
+import yaml
 from hubclient import HubClient
 from molhelpers import squeue_of
 from testinfra.host import Host
+
+from jupyterhub_hpc.resources import validate_cluster
+
+SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
+DEMO_SITE = Path(__file__).resolve().parents[3] / "inventories" / "demo" / "group_vars" / "all" / "site.yml"
 
 
 def form_error(page: str) -> str:
@@ -114,6 +123,49 @@ def test_interface_lands_on_its_page(alice: HubClient, interface: str, page: str
     assert landing.headers["location"].split("?")[0] == f"/user/alice{page}"
     shown = alice.session.get(alice.server_url(page), headers=auth, timeout=60)
     assert shown.status_code == 200
-    if interface == "lab":  # no call outside the cluster: no news feed, no update check
-        assert re.search(r'"news":\s*\{"disabled":\s*true\}', shown.text), shown.text[:2000]
+    if interface == "lab":  # no call outside the cluster: no news feed, no extension index
+        config = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', shown.text, re.S)
+        assert config, shown.text[:2000]
+        page_config = json.loads(config.group(1))
+        assert page_config["news"] == {"disabled": True}, page_config.get("news")
+        assert page_config["extensionManager"]["can_install"] is False, page_config["extensionManager"]
+    alice.stop_server()
+
+
+# -- one shape each: the hub runs on the preflight's model, and a job script is made from the validated request ----
+def test_the_hub_runs_on_the_model_the_preflight_validated(hub: Host) -> None:
+    """The spawner's configuration carries the preflight's output for the inventory's hpc_cluster (normalized, with
+    its schema version), and the hub's own package loads it as it is."""
+    shipped = json.loads(hub.check_output(f"cat {SPAWNER_CONFIG}"))["HPCSlurmSpawner"]["cluster"]
+    assert shipped == validate_cluster(yaml.safe_load(DEMO_SITE.read_text())["hpc_cluster"]).to_data()
+    load = (
+        "import json, sys; from jupyterhub_hpc.model import Cluster; "
+        "print(Cluster.from_data(json.load(open(sys.argv[1]))['HPCSlurmSpawner']['cluster']).to_json())"
+    )
+    loaded = hub.check_output(f"/opt/jupyterhub/hub/bin/python -I -c {shlex.quote(load)} {SPAWNER_CONFIG}")
+    assert json.loads(loaded) == shipped
+
+
+def test_an_api_requests_job_script_holds_the_validated_values_only(alice: HubClient, hub: Host) -> None:
+    resp = alice.start_server({"account": "def-alice", "cores": 2, "memory": "1G", "time": 1.5, "interface": "lab"})
+    assert resp.status_code in (201, 202), resp.text
+    alice.wait_until_ready(timeout=120)
+    ((job_id, *_),) = (line.split() for line in squeue_of(hub, "alice"))
+    script = hub.check_output(f"scontrol write batch_script {job_id} -")
+    directives = dict(line.split("=", 1) for line in script.splitlines() if line.startswith("#SBATCH "))
+    assert sorted(directives) == sorted(
+        f"#SBATCH --{name}"
+        for name in (
+            *("job-name", "output", "chdir", "export", "nodes", "ntasks"),  # the role's template and settings
+            *("partition", "account", "time", "mem", "cpus-per-task"),  # the validated request (no GPU asked)
+        )
+    )
+    request = {key: directives[f"#SBATCH --{key}"] for key in ("partition", "account", "time", "mem", "cpus-per-task")}
+    assert request == {
+        "partition": "interactive",
+        "account": "def-alice",
+        "time": "01:30:00",
+        "mem": "1024M",
+        "cpus-per-task": "2",
+    }
     alice.stop_server()
