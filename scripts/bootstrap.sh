@@ -2,7 +2,8 @@
 # Installs everything the demo and the tests need on a fresh Debian 12 machine, idempotently:
 # Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle, Chromium for the browser tests), a running Docker daemon,
 # the controller virtualenv (.venv, pinned requirements-dev.txt, and the project's package installed editable),
-# the systemd base image, and the offline wheelhouse + proxy bundle the hosts install from. Run as root (or with sudo).
+# the systemd base image, the offline wheelhouse + proxy bundle the hosts install from, and the local conda channel and
+# installer (scripts/build-conda-channel.sh). Run as root (or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -66,3 +67,6 @@ log "systemd image"
 bash scripts/build-images.sh
 log "offline wheelhouse and proxy bundle"
 PIP=.venv/bin/pip bash scripts/build-wheelhouse.sh
+# The conda scenario's channel and installer (python built from source: 3-5 minutes the first time, then cached).
+log "local conda channel and installer"
+PYTHON=$PY bash scripts/build-conda-channel.sh
