@@ -25,9 +25,14 @@ CHROMIUM_FLAGS = [
 
 @contextmanager
 def chromium(
-    tmp_dir: Path, *, ignore_https_errors: bool = False, extra_args: list[str] | None = None
+    tmp_dir: Path,
+    *,
+    ignore_https_errors: bool = False,
+    extra_args: list[str] | None = None,
+    locale: str | None = None,
 ) -> Iterator[BrowserContext]:
-    """A fresh browser profile (no cookies) in tmp_dir; extra_args such as --host-resolver-rules."""
+    """A fresh browser profile (no cookies) in tmp_dir; extra_args such as --host-resolver-rules; locale: the
+    browser's language (its Accept-Language and navigator.language), e.g. "fr-CA"."""
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_dir),
@@ -35,6 +40,7 @@ def chromium(
             args=[*CHROMIUM_FLAGS, *(extra_args or [])],
             viewport={"width": 1280, "height": 800},
             ignore_https_errors=ignore_https_errors,
+            **({"locale": locale} if locale else {}),
         )
         try:
             yield context

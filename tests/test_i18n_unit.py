@@ -319,6 +319,19 @@ def test_the_spawners_progress_messages_are_translated() -> None:
         ]
 
 
+def test_the_job_gets_the_lab_locale_of_the_spawns_language(tmp_path: Path) -> None:
+    from test_spawner_unit import spawner
+
+    from jupyterhub_hpc.spawner import LAB_LOCALE_ENV
+
+    s = spawner(tmp_path)
+    with i18n.use("fr"):
+        assert s.get_env()[LAB_LOCALE_ENV] == "fr_FR"
+    assert s.get_env()[LAB_LOCALE_ENV] == ""  # English: Lab's default, and the name is still exported
+    # batchspawner's default keepvars (the names sbatch --export passes), computed once: it has the name.
+    assert LAB_LOCALE_ENV in type(s)._req_keepvars_default(s).split(",")
+
+
 def test_the_lab_locale_is_a_fixed_value() -> None:
     assert i18n.lab_locale("fr") == "fr_FR"
     assert i18n.lab_locale("en") == ""

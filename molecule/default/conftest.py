@@ -102,6 +102,15 @@ def page(tmp_path: Path, browser_args: list[str]) -> Iterator[Page]:
 
 
 @pytest.fixture
+def page_fr(tmp_path: Path, browser_args: list[str]) -> Iterator[Page]:
+    """As page, in a browser whose language is Canadian French (Accept-Language: fr-CA)."""
+    with chromium(
+        tmp_path / "profile-fr", ignore_https_errors=True, extra_args=browser_args, locale="fr-CA"
+    ) as context:
+        yield context.new_page()
+
+
+@pytest.fixture
 def shot(page: Page) -> Callable[[str], Path]:
     """Saves a screenshot of the page as build/screenshots/<name>.png (what a user saw at that step)."""
 

@@ -142,6 +142,7 @@ class JinjaI18n(InternationalizationExtension):
         super().__init__(environment)
         environment.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
         environment.globals["hpc_language"] = current
+        install()  # the hub renders these pages: each request's language must be set
 
 
 _installed = False

@@ -378,12 +378,11 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     # -- the user's language ----------------------------------------------------------------------------------
     def get_env(self) -> dict[str, str]:
         """The job's environment, with the JupyterLab locale of the language of the request that started the spawn
-        (i18n.LAB_LOCALES: a fixed value per allowed language, never the browser's header), which the users'
-        environment's server configuration reads (role jupyter_env)."""
+        (i18n.LAB_LOCALES: a fixed value per allowed language, never the browser's header; "" for Lab's default),
+        which the users' environment's server configuration reads (role jupyter_env). Always set, so the names
+        batchspawner exports to the job (keepvars, computed once per spawner) include it whatever the language."""
         env: dict[str, str] = super().get_env()
-        locale = i18n.lab_locale(i18n.current())
-        if locale:
-            env[LAB_LOCALE_ENV] = locale
+        env[LAB_LOCALE_ENV] = i18n.lab_locale(i18n.current())
         return env
 
     async def progress(self) -> Any:
