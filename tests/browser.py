@@ -40,7 +40,7 @@ def chromium(
             args=[*CHROMIUM_FLAGS, *(extra_args or [])],
             viewport={"width": 1280, "height": 800},
             ignore_https_errors=ignore_https_errors,
-            **({"locale": locale} if locale else {}),
+            locale=locale,
         )
         try:
             yield context
