@@ -218,6 +218,19 @@ def test_the_authenticators_messages_in_french() -> None:
     assert HPCPAMAuthenticator.throttled_message(61) == "Too many failed logins. Please wait 2 minutes and try again."
 
 
+def test_the_inactive_account_message_in_french() -> None:
+    """The 403 on a correct password for an inactive account: the sentence and the default checks translated, a
+    site's own check shown as written."""
+    auth = HPCPAMAuthenticator(cluster_name="Demo")
+    with i18n.use("fr"):
+        assert auth.inactive_message() == (
+            "Votre compte ou votre accès à Demo est actuellement inactif. Veuillez vérifier que : votre compte est "
+            "actif (il a été renouvelé) ; votre accès à Demo est activé."
+        )
+        auth.account_checks = ["see https://ccdb.example.org for {cluster}."]
+        assert auth.inactive_message().endswith("vérifier que : see https://ccdb.example.org for Demo.")
+
+
 # -- the pages -----------------------------------------------------------------------------------------------------
 def environment() -> jinja2.Environment:
     # As JupyterHub's init_tornado_settings, with the role's jinja_environment_options.

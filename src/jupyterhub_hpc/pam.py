@@ -361,8 +361,8 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
 
     account_checks = List(
         [
-            "your account is active (it has been renewed);",
-            "your access to {cluster} is enabled.",
+            N_("your account is active (it has been renewed);"),
+            N_("your access to {cluster} is enabled."),
         ],
         help="What an inactive user should check, in order ({cluster} is cluster_name); plain text.",
     ).tag(config=True)
@@ -414,8 +414,8 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
 
     # -- messages ----------------------------------------------------------------------------------------------
     def inactive_message(self) -> str:
-        checks = " ".join(item.format(cluster=self.cluster_name) for item in self.account_checks)
-        # The site's checks (account_checks) are shown as written: only the sentence around them is translated.
+        # The default checks (the role's too) are in the catalog; a site's own text has none and is shown as written.
+        checks = " ".join(_(item).format(cluster=self.cluster_name) for item in self.account_checks)
         return _("Your account or your access to {cluster} is currently inactive. Please check that: {checks}").format(
             cluster=self.cluster_name, checks=checks
         )
