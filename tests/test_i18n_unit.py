@@ -345,6 +345,36 @@ def test_the_job_gets_the_lab_locale_of_the_spawns_language(tmp_path: Path) -> N
     assert LAB_LOCALE_ENV in type(s)._req_keepvars_default(s).split(",")
 
 
+@pytest.mark.parametrize(
+    ("value", "chosen"),
+    [("fr_FR", True), ("", False), ("de_DE", False), ("../../etc", False), ("fr_FR\n", False)],
+)
+def test_the_users_server_reads_only_a_known_lab_locale(
+    value: str, chosen: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """roles/jupyter_env's jupyter_server_config.py: Lab's settings directory of the job's locale, only if it is one
+    of jupyter_env_lab_locales and the role made its directory."""
+    import json
+
+    from traitlets.config import Config
+
+    source = (ROOT / "roles" / "jupyter_env" / "templates" / "jupyter_server_config.py.j2").read_text()
+    env = jinja2.Environment()
+    env.filters["to_json"] = json.dumps
+    code = env.from_string(source).render(ansible_managed="managed", jupyter_env_lab_locales=["fr_FR"])
+    (tmp_path / "share" / "jupyter" / "lab" / "settings-fr_FR").mkdir(parents=True)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setenv("JUPYTERHUB_HPC_LAB_LOCALE", value)
+    config = Config()
+    exec(compile(code, "jupyter_server_config.py", "exec"), {"get_config": lambda: config})
+    expected = str(tmp_path / "share" / "jupyter" / "lab" / "settings-fr_FR")
+    if chosen:
+        assert config.LabApp.app_settings_dir == expected
+        assert config.JupyterNotebookApp.app_settings_dir == expected
+    else:
+        assert "app_settings_dir" not in config.LabApp
+
+
 def test_the_lab_locale_is_a_fixed_value() -> None:
     assert i18n.lab_locale("fr") == "fr_FR"
     assert i18n.lab_locale("en") == ""
