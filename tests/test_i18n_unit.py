@@ -309,6 +309,7 @@ def test_the_spawn_page_in_french() -> None:
 def test_the_spawn_pending_page_in_french() -> None:
     page = render("spawn_pending.html", "fr", user=None, spawner=None, progress_url="/p")
     assert "Votre serveur démarre." in page
+    assert "<summary>Journal des événements</summary>" in page and ">Arrêter le serveur</button>" in page
 
 
 def test_the_logout_page_in_french_and_in_english() -> None:
