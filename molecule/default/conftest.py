@@ -20,7 +20,7 @@ from browser import CHROMIUM, CHROMIUM_FLAGS
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
 from molhelpers import HUB_DOMAIN
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from testinfra.host import Host
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
@@ -106,6 +106,16 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], browser_a
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     """The scenario's certificate is self-signed (test_site.py checks it on its own)."""
     return {**browser_context_args, "ignore_https_errors": True, "viewport": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture
+def page_fr(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[Page]:
+    """As page, in a browser context whose language is Canadian French (Accept-Language: fr-CA)."""
+    context = browser.new_context(**{**browser_context_args, "locale": "fr-CA"})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture
