@@ -25,8 +25,10 @@ if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/w
   exit 0
 fi
 
-det_tar() { # deterministic tar of directory $2 into $1
-  tar --sort=name --mtime='@0' --owner=0 --group=0 --numeric-owner --format=gnu -C "$2" -cf "$1" .
+det_tar() { # deterministic tar of directory $2 into $1; modes fixed too (whatever the builder's umask, nothing in
+  # it is writable but by its owner: users install from the unpacked wheelhouse)
+  tar --sort=name --mtime='@0' --owner=0 --group=0 --numeric-owner --mode='u+rwX,go+rX,go-w' --format=gnu \
+    -C "$2" -cf "$1" .
 }
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

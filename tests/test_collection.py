@@ -113,6 +113,8 @@ def test_the_tarball_holds_the_collection_and_not_the_checkouts_tooling(tarball:
     assert members["plugins/filter/hpc_resources.py"].linkname == "../../filter_plugins/hpc_resources.py"
     assert members["playbooks/filter_plugins"].linkname == "../filter_plugins"
     assert members["filter_plugins/hpc_resources.py"].isfile()
+    # Nothing of the demo (its Slurm and munge key, users with known passwords): never run on a site's hosts.
+    assert not [name for name in members if "demo" in name], [name for name in members if "demo" in name]
     # No inventory links back into the product.
     assert not [name for name, member in members.items() if member.issym() and name.startswith("inventories/")]
     info = manifest["collection_info"]

@@ -20,6 +20,7 @@ from jupyterhub_hpc.logout import (
     job_of,
     referer_trusted,
     running_servers,
+    top_level_navigation,
 )
 from jupyterhub_hpc.pam import HPCPAMAuthenticator
 
@@ -45,15 +46,37 @@ OWN = ["/hub/", "/user/alice/"]
         ("", "https://alice.hub.example.org", False),  # no Referer: ask
         ("javascript:alert(1)", "", False),
         ("https://[bad/", "", False),
+        # The login (or spawn) page forwarding to a `next` that a link chose: not her click on that page.
+        ("https://hub.example.org/hub/login?next=%2Fhub%2Flogout", "https://alice.hub.example.org", False),
+        ("https://hub.example.org/hub/spawn-pending/alice?next=%2Fhub%2Flogout", "", False),
+        ("https://hub.example.org/hub/spawn?next=", "", False),
     ],
 )
 def test_referer_trusted(referer: str, user_host: str, trusted: bool) -> None:
     assert referer_trusted(referer, "hub.example.org", OWN, user_host) is trusted
 
 
+NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "navigation"),
+    [
+        (NAVIGATION, True),
+        ({**NAVIGATION, "Sec-Fetch-Dest": "image"}, False),  # <img src=/hub/logout> in a notebook she opened
+        ({"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}, False),
+        ({"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}, False),  # fetch()
+        ({"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}, False),
+        ({}, False),  # no Fetch Metadata: not known to be her click
+    ],
+)
+def test_top_level_navigation(headers: dict[str, str], navigation: bool) -> None:
+    assert top_level_navigation(headers) is navigation
+
+
 def test_handler_asks_with_its_own_request() -> None:
-    def fake(referer: str, subdomain_host: str) -> Any:
-        headers = {"Referer": referer} if referer else {}
+    def fake(referer: str, subdomain_host: str, fetch: dict[str, str] = NAVIGATION) -> Any:
+        headers = {**fetch, "Referer": referer} if referer else dict(fetch)
         request = SimpleNamespace(headers=headers, host="localhost:8000")
         return SimpleNamespace(subdomain_host=subdomain_host, hub=SimpleNamespace(base_url="/hub/"), request=request)
 
@@ -66,6 +89,8 @@ def test_handler_asks_with_its_own_request() -> None:
     # One origin: the user's host is the hub's, so only her own path counts.
     assert not own(fake("http://localhost:8000/user/bob/", ""), alice)
     assert own(fake("http://localhost:8000/user/alice/lab", ""), alice)
+    # Her own origin, but an image in a page she opened there (a notebook someone gave her): ask.
+    assert not own(fake("http://alice.localhost:8000/", "http://localhost:8000", {"Sec-Fetch-Dest": "image"}), alice)
 
 
 # -- ending servers ------------------------------------------------------------------------------------------------

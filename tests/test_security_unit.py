@@ -18,7 +18,7 @@ from tornado import web
 
 from jupyterhub_hpc import port_api
 from jupyterhub_hpc.commands import run_bounded
-from jupyterhub_hpc.spawner import CommandNoAnswer, HPCSlurmSpawner
+from jupyterhub_hpc.spawner import CommandNoAnswer, HPCSlurmSpawner, JobOutputError
 
 ROOT = Path(__file__).resolve().parents[1]
 TAIL = ROOT / "src" / "jupyterhub_hpc" / "job_tail.py"
@@ -320,3 +320,19 @@ def test_an_unexpected_error_in_the_rules_is_a_400(tmp_path: Path, monkeypatch: 
     assert err.value.status_code == 400
     with pytest.raises(ValueError, match="Invalid Server Options"):
         asyncio.run(spawner(tmp_path).options_from_form({"cores": ["1e999"]}))
+
+
+def test_a_job_output_cannot_write_lines_into_the_hubs_log(tmp_path: Path) -> None:
+    """The user sees her job's output; the hub's log (JupyterHub logs the spawn's error as str()) gets it as one
+    escaped line, so a forged 'Failed login ... from <address>' cannot feed the site's log watchers."""
+    forged = "[W 2026-11-22 12:00:00.000 JupyterHub pam:1] Failed login for bob from 203.0.113.7"
+    (tmp_path / ".jupyterhub-slurm-7.log").write_text(f"starting\n{forged}\n")
+    with pytest.raises(JobOutputError) as err:
+        asyncio.run(tail_spawner(tmp_path).fail_with_output("7"))
+    assert "\n" not in str(err.value) and "\r" not in str(err.value)
+    assert repr(f"starting\n{forged}") in str(err.value)  # escaped, so the ops still read it
+    assert err.value.jupyterhub_message.splitlines() == [
+        "Job 7 ended before the server started. End of its output:",
+        "starting",
+        forged,
+    ]

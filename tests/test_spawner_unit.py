@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from batchspawner.batchspawner import JobStatus
+from jupyterhub import orm
+from tornado import web
 
 from jupyterhub_hpc import resources
 from jupyterhub_hpc.model import ModelFormatError, Request
@@ -321,3 +323,36 @@ def test_the_default_output_tail_is_the_packages_own_script() -> None:
         "/jupyterhub_hpc/job_tail.py {max_bytes} {path}"
     )
     assert Path(tail.split()[3]).is_file()
+
+
+def test_a_refused_rest_request_is_not_kept(tmp_path: Path) -> None:
+    """JupyterHub saves a REST spawn's body (any size, any shape) in its database before apply_options runs: a
+    refused one is dropped from the database and the spawner, an accepted one is kept as its validated fields."""
+    db = orm.new_session_factory("sqlite://")()
+    user = orm.User(name="alice")
+    db.add(user)
+    db.commit()
+    kept = orm.Spawner(user=user, name="")
+    db.add(kept)
+    hostile: dict[str, Any] = {"account": "def-alice", "time": "9" * 1_000_000, "x": [0] * 10_000}
+    kept.user_options = hostile  # as JupyterHub's User.spawn does
+    db.commit()
+    s = spawner(tmp_path, orm_spawner=kept)
+    s.user_options = hostile
+
+    with pytest.raises(web.HTTPError) as err:
+        asyncio.run(s.apply_options(hostile))
+    assert err.value.status_code == 400
+    db.expire_all()
+    assert s.user_options == {} and db.query(orm.Spawner).one().user_options == {}
+
+    asyncio.run(s.apply_options({"account": "def-alice", "cores": 2}))
+    db.expire_all()
+    assert db.query(orm.Spawner).one().user_options == {"account": "def-alice", "cores": 2}
+
+
+def test_the_form_shows_again_only_what_a_field_may_hold(tmp_path: Path) -> None:
+    s = spawner(tmp_path)
+    with pytest.raises(ValueError, match="is too long"):
+        asyncio.run(s.options_from_form({"account": ["def-alice"], "time": ["1" * 100_000]}))
+    assert s._submitted == {"account": "def-alice"}

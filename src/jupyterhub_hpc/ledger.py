@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-_JOB_ID = re.compile(r"\d{1,20}")
+_JOB_ID = re.compile(r"[0-9]{1,20}")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
 
 

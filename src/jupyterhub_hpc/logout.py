@@ -10,8 +10,11 @@ own) does the same and more:
 * a logout that would stop servers is done only when the click comes from the hub's own pages or from the user's
   own server (the Referer's origin). On a hub where each user's server has a host name of its own, another user's
   server is the same *site* as the hub, so its pages could otherwise end anyone's jobs with a mere link or image
-  (the browser sends the hub's cookies along). Any other logout gets a page asking to confirm, and the
-  confirmation is a POST checked against JupyterHub's XSRF token.
+  (the browser sends the hub's cookies along). It must also be a top-level navigation (the browser's
+  ``Sec-Fetch-Mode: navigate`` and ``Sec-Fetch-Dest: document``): an image, a fetch or a frame in a notebook
+  someone gave her renders in her own JupyterLab, on her own origin. And a Referer that carries a ``next`` (the
+  login or spawn page forwarding to wherever a link said) is not a click of hers. Any other logout gets a page
+  asking to confirm, and the confirmation is a POST checked against JupyterHub's XSRF token.
 
 Nothing a user sends reaches the page but through Jinja's escaping: job ids are Slurm's digits, server names the
 hub's own records.
@@ -21,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from jupyterhub.handlers.login import LogoutHandler
 
@@ -74,6 +77,10 @@ def referer_trusted(referer: str, request_host: str, own_paths: Iterable[str], u
         return False
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
+    # A page that forwards to its `next` (login, spawn, spawn-pending) passes its own URL on as the Referer: the
+    # logout was the link's choice, not a click on that page.
+    if "next" in parse_qs(parts.query, keep_blank_values=True):
+        return False
     netloc = parts.netloc.lower()
     if user_host and netloc == _netloc(user_host):
         return True
@@ -81,6 +88,12 @@ def referer_trusted(referer: str, request_host: str, own_paths: Iterable[str], u
         return False
     path = parts.path or "/"
     return any(prefix and path.startswith(prefix) for prefix in own_paths)
+
+
+def top_level_navigation(headers: Mapping[str, str]) -> bool:
+    """Whether the request is the browser opening a page (a link, a menu, a typed URL), from its Fetch Metadata
+    headers; an image, a script, a fetch or a frame is not. No headers (an old browser, a script): not known to be."""
+    return headers.get("Sec-Fetch-Mode", "") == "navigate" and headers.get("Sec-Fetch-Dest", "") == "document"
 
 
 async def end_servers(
@@ -141,7 +154,10 @@ class HPCLogoutHandler(LogoutHandler):  # type: ignore[misc]
     def _from_own_pages(self, user: Any) -> bool:
         user_host = str(user.host) if self.subdomain_host else ""
         own = [self.hub.base_url, user.url]
-        return referer_trusted(self.request.headers.get("Referer", ""), self.request.host, own, user_host)
+        headers = self.request.headers
+        return top_level_navigation(headers) and referer_trusted(
+            headers.get("Referer", ""), self.request.host, own, user_host
+        )
 
     async def _shutdown_servers(self, user: Any) -> None:
         self._hpc_servers = await end_servers(user.spawners, lambda name: self.stop_single_user(user, name))

@@ -94,6 +94,17 @@ class JobEndedEarly(Exception):
         self.job_id = job_id
 
 
+class JobOutputError(RuntimeError):
+    """A failed spawn with the end of the job's output, which the user wrote: the user is shown all of it (JupyterHub
+    shows ``jupyterhub_message``), the hub's log gets it as one escaped line (``str()``: repr, at most 300
+    characters), so no line of a user's output can pass for one of the hub's own in its journal."""
+
+    def __init__(self, message: str, output: str) -> None:
+        self.jupyterhub_message = f"{message}\n{output}"
+        shown = repr(output[-300:])
+        super().__init__(f"{message} [{len(output)} characters of the job's output, the last ones: {shown}]")
+
+
 class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     """SlurmSpawner whose resources come from a validated Server Options form."""
 
@@ -300,7 +311,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             if result.returncode != 0:
                 continue  # no answer yet
             for job_id in result.stdout.decode(errors="replace").split():
-                if job_id.isdigit() and job_id not in owned:
+                if job_id.isascii() and job_id.isdigit() and job_id not in owned:
                     self.ledger.add(job_id, user)  # cancelled from the ledger, this round or the next
                     cancelled += [job_id] if await self._cancel_recorded(job_id, user) else []
             self.ledger.remove_lost(user)
@@ -371,7 +382,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """Form data -> user_options, validated here, once: a broken rule raises ValueError, and the hub shows the
         form again with the message. The request is kept for apply_options, which the spawn runs next."""
         options = {key: values[0] for key, values in formdata.items() if key in rules.LABELS and values}
-        self._submitted = options
+        # Shown again in the form if refused: only what a field may hold (the error names the length of the rest).
+        self._submitted = {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
         self._form_request = (options, await self.validated(options))
         return options
 
@@ -419,7 +431,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             try:
                 request = await self.validated(user_options or {})
             except ValueError as err:  # API clients see every broken rule
+                self._keep_options({})
                 raise web.HTTPError(400, str(err), reason="Invalid Server Options") from err
+        self._keep_options({key: user_options[key] for key in rules.LABELS if key in user_options})
         self.job_request = request
         self.default_url = request.default_url
         self.log.info(
@@ -433,6 +447,18 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             request.interface,
             ",".join(request.node_types),
         )
+
+    def _keep_options(self, options: dict[str, Any]) -> None:
+        """What the hub keeps of a spawn's options (in memory, in its database, as the next form's values): the
+        validated fields only, nothing of a refused request. JupyterHub stores the raw REST body before
+        apply_options runs, so a request of any size and shape would otherwise stay for good."""
+        self.user_options = options
+        kept = self.orm_spawner
+        if kept is not None and kept.user_options != options:
+            kept.user_options = options
+            session = object_session(kept)
+            if session is not None:
+                session.commit()
 
     # -- failures users can act on --------------------------------------------------------------------------
     def job_script_vars(self, request: Request) -> dict[str, Any]:
@@ -623,10 +649,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         self.clear_state()
         tail = await self.job_output_tail(job_id)
         if tail:
-            raise RuntimeError(
-                _("Job {job_id} ended before the server started. End of its output:\n{tail}").format(
-                    job_id=job_id, tail=tail
-                )
+            raise JobOutputError(
+                _("Job {job_id} ended before the server started. End of its output:").format(job_id=job_id), tail
             )
         raise RuntimeError(_("Job {job_id} ended before the server started.").format(job_id=job_id))
 

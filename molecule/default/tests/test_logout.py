@@ -34,8 +34,13 @@ def text(html: str) -> str:
     return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
-def logout(alice: HubClient, referer: str | None) -> requests.Response:
-    headers = {"Referer": referer} if referer else {}
+# What a browser sends when the user opens the page herself (a link, a menu); an <img> sends no-cors/image.
+NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+IMAGE = {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
+
+
+def logout(alice: HubClient, referer: str | None, fetch: dict[str, str] = NAVIGATION) -> requests.Response:
+    headers = {**fetch, "Referer": referer} if referer else dict(fetch)
     return alice.session.get(alice.url("/hub/logout"), headers=headers, timeout=60)
 
 
@@ -63,8 +68,16 @@ def test_logout_from_the_hubs_own_page_ends_her_job(alice: HubClient, hub: Host,
 
 def test_logout_asked_by_another_users_page_needs_her_confirmation(alice: HubClient, hub: Host) -> None:
     job_id = running_job(alice, hub)
-    for referer in (f"https://bob.{HUB_DOMAIN}:8443/", None):
-        resp = logout(alice, referer)
+    asked = [
+        (f"https://bob.{HUB_DOMAIN}:8443/", NAVIGATION),  # a link on bob's server
+        (None, NAVIGATION),
+        # <img src=".../hub/logout"> in a notebook bob gave her, rendered in her own JupyterLab (her origin)
+        (origin_of(alice.server_url()), IMAGE),
+        # bob's link to the login page with next=/hub/logout: the login forwards, its URL is the Referer
+        (alice.url("/hub/login?next=%2Fhub%2Flogout"), NAVIGATION),
+    ]
+    for referer, fetch in asked:
+        resp = logout(alice, referer, fetch)
         assert resp.status_code == 200
         page = text(resp.text)
         assert "Log out of Demo cluster?" in page and f"Your server: Slurm job {job_id}" in page, page

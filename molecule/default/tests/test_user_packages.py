@@ -51,6 +51,8 @@ def test_pip_is_configured_offline_to_the_users_wheelhouse(hub: Host, node: Host
     ]
     # The compute node sees the same wheelhouse (shared filesystem), read-only for users.
     assert node.file(WHEELHOUSE).user == "root" and node.file(WHEELHOUSE).mode == 0o755
+    # Nothing in it writable by a user, whatever the umask it was built with (pip --user checks no hashes).
+    assert node.check_output(f"find {WHEELHOUSE} -perm /022 -o ! -user root") == ""
     assert node.run(f"ls {WHEELHOUSE} | grep -c '^jupyterhub_idle_culler-.*\\.whl$'").stdout.strip() == "1"
     assert not node.run(f"/opt/jupyterhub/user/bin/python -c 'import {MODULE}'").succeeded
 
