@@ -1,0 +1,82 @@
+"""Applications beside JupyterLab (jupyter-server-proxy): the Linux desktop that jupyter-remote-desktop-proxy offers
+runs inside the user's Slurm job, as the user, in the job's cgroup, and ends with the job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hubclient import HubClient
+from molhelpers import squeue_of, wait_for
+from testinfra.host import Host
+
+USER = "bob"
+# What the desktop is made of on the node: TigerVNC's X server and Xfce's session (the proxy's own xstartup).
+DESKTOP = ("Xtigervnc", "xfce4-session")
+
+
+def pids_of(node: Host, user: str, name: str) -> list[int]:
+    run = node.run(f"pgrep -u {user} -x {name}")
+    return [int(pid) for pid in run.stdout.split()]
+
+
+def ancestry(node: Host, pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) from pid up to PID 1."""
+    chain: list[tuple[int, str]] = []
+    while pid > 1:
+        cmdline = node.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+        chain.append((pid, cmdline))
+        pid = int(node.check_output(f"awk '/^PPid:/ {{print $2}}' /proc/{pid}/status"))
+    return chain
+
+
+@pytest.fixture(scope="module")
+def desktop(base_url: str, hub: Host, node: Host) -> Iterator[tuple[HubClient, str]]:
+    """bob's server, and his desktop started the way the noVNC page starts it: a websocket to desktop-websockify,
+    which answers with the VNC server's greeting."""
+    client = HubClient(base_url, verify=False)
+    assert client.login(USER, f"{USER}-demo").status_code == 302
+    client.create_token()
+    resp = client.start_server({"account": f"def-{USER}"})
+    assert resp.status_code in (201, 202), resp.text
+    client.wait_until_ready(timeout=120)
+    (job,) = (line.split()[0] for line in squeue_of(hub, USER))
+    conn = client.server_websocket("/desktop-websockify/", timeout=90)
+    try:
+        assert conn.recv()[:4] == b"RFB "  # the VNC server, through the proxy's raw socket
+        wait_for(lambda: all(pids_of(node, USER, name) for name in DESKTOP), timeout=60)
+        yield client, job
+    finally:
+        conn.close()
+        client.stop_server()
+    assert squeue_of(hub, USER) == []
+
+
+def test_the_desktop_is_offered_in_the_launcher(desktop: tuple[HubClient, str]) -> None:
+    client, _ = desktop
+    resp = client.session.get(
+        client.server_url("/server-proxy/servers-info"), headers={"Authorization": f"token {client.token}"}, timeout=30
+    )
+    servers = {server["name"]: server for server in resp.json()["server_processes"]}
+    assert servers["desktop-websockify"]["launcher_entry"]["title"] == "Desktop"
+
+
+@pytest.mark.parametrize("name", DESKTOP)
+def test_desktop_processes_run_as_the_user_inside_the_job(
+    desktop: tuple[HubClient, str], node: Host, name: str
+) -> None:
+    _, job = desktop
+    (pid,) = pids_of(node, USER, name)
+    assert node.check_output(f"stat -c %U /proc/{pid}") == USER
+    chain = ancestry(node, pid)
+    # Started by the user's server, which is the task of the job's step: its parent is slurmstepd: [<job>.0].
+    (step,) = [index for index, (_, cmdline) in enumerate(chain) if cmdline.startswith("slurmstepd:")]
+    assert chain[step][1].startswith(f"slurmstepd: [{job}."), chain
+    task = chain[step - 1][0]
+    assert "jupyterhub-singleuser" in chain[step - 1][1] or "batchspawner-singleuser" in chain[step - 1][1], chain
+    # The same cgroup as the job's task (with cgroups in Slurm, .../job_<id>/step_0/user/task_0): whatever the
+    # desktop starts is counted, limited and ended with the job.
+    cgroup = node.check_output(f"cat /proc/{pid}/cgroup")
+    assert cgroup == node.check_output(f"cat /proc/{task}/cgroup")
+    if "job_" in cgroup:
+        assert f"job_{job}/" in cgroup, cgroup
