@@ -87,3 +87,20 @@ def test_desktop_processes_run_as_the_user_inside_the_job(
     assert cgroup == node.check_output(f"cat /proc/{task}/cgroup")
     if "job_" in cgroup:
         assert f"job_{job}/" in cgroup, cgroup
+
+
+def test_an_app_the_site_declared_runs_inside_the_job(desktop: tuple[HubClient, str], node: Host) -> None:
+    """jupyter_env_apps (host_vars/jhub-mol-hub.yml): listed with its title, started on first use through the
+    server, as the user, under the job's step, with its declared environment."""
+    client, job = desktop
+    auth = {"Authorization": f"token {client.token}"}
+    info = client.session.get(client.server_url("/server-proxy/servers-info"), headers=auth, timeout=30).json()
+    servers = {server["name"]: server for server in info["server_processes"]}
+    assert servers["docs-http"]["launcher_entry"]["title"] == "Python docs (test app)"
+    page = client.session.get(client.server_url("/docs-http/"), headers=auth, timeout=60)
+    assert page.status_code == 200 and "Directory listing for /" in page.text, page.text[:300]
+    (pid,) = [int(p) for p in node.run(f"pgrep -u {USER} -f 'http.server --bind 127.0.0.1'").stdout.split()]
+    chain = ancestry(node, pid)
+    assert any(cmdline.startswith(f"slurmstepd: [{job}.") for _, cmdline in chain), chain
+    environ = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    assert "JUPYTERHUB_HPC_APP=docs-http" in environ.splitlines()
