@@ -17,10 +17,12 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 _rules: ModuleType | None
+_apps: ModuleType | None
 try:
+    from jupyterhub_hpc import apps as _apps
     from jupyterhub_hpc import resources as _rules
 except ImportError as err:  # told by the filter when a play uses it, not as Ansible's "no filter named ..."
-    _rules, _MISSING = None, str(err)
+    _rules, _apps, _MISSING = None, None, str(err)
 
 
 def _validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
@@ -44,6 +46,12 @@ def _gpu_choices(cluster: Any) -> list[dict[str, Any]]:
     return [dataclasses.asdict(choice) for choice in _rules.gpu_choices(_rules.validate_cluster(cluster))]
 
 
+def _server_proxy_apps(apps: Any, path: str = "jupyter_env_apps") -> dict[str, Any]:
+    """jupyter-server-proxy's ServerProxy.servers for the site's apps (jupyterhub_hpc.apps), checked."""
+    assert _apps is not None
+    return dict(_apps.server_proxy_servers(apps, path))
+
+
 # Filter name -> the rule: a function of jupyterhub_hpc.resources by name, or its adapter above. The names are a
 # stable interface (filter_plugins/README.md).
 FILTERS: dict[str, str | Callable[..., Any]] = {
@@ -54,6 +62,7 @@ FILTERS: dict[str, str | Callable[..., Any]] = {
     "hpc_validate_request": _validate_request,
     "hpc_fitting_node_types": _fitting_node_types,
     "hpc_gpu_choices": _gpu_choices,
+    "hpc_server_proxy_apps": _server_proxy_apps,
 }
 
 

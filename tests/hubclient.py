@@ -187,16 +187,22 @@ class HubClient:
         finally:
             self.server_api("DELETE", f"/kernels/{kernel_id}")
 
-    def _execute_on(self, kernel_id: str, code: str, timeout: float) -> str:
-        ws_url = self.server_url(f"/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
+    def server_websocket(self, path: str, timeout: float = 60.0) -> websocket.WebSocket:
+        """A websocket to a path of the user's own server (``/api/kernels/<id>/channels``, an app's ``/<app>/``),
+        authenticated with the user's token."""
+        ws_url = self.server_url(path).replace("http", "ws", 1)
         sslopt: dict[str, Any] = {}
         if isinstance(self.verify, str):
             sslopt = {"ca_certs": self.verify}
         elif self.verify is False:
             sslopt = {"cert_reqs": ssl.CERT_NONE}
-        conn = websocket.create_connection(
+        conn: websocket.WebSocket = websocket.create_connection(
             ws_url, header=[f"Authorization: token {self.token}"], timeout=timeout, sslopt=sslopt
         )
+        return conn
+
+    def _execute_on(self, kernel_id: str, code: str, timeout: float) -> str:
+        conn = self.server_websocket(f"/api/kernels/{kernel_id}/channels", timeout)
         try:
             msg_id = uuid.uuid4().hex
             conn.send(

@@ -6,6 +6,7 @@ steps also save theirs in docs/screenshots/ (fr-*.png)."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -229,4 +230,31 @@ def test_a_french_browser_gets_the_hub_and_jupyterlab_in_french(page_fr: Page, b
     page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
     expect(page.locator(".lm-MenuBar-itemLabel", has_text="Fichier")).to_have_count(1, timeout=30_000)
     shot_fr("fr-07-jupyterlab")
+    stop_server_of(base_url, "alice")
+
+
+def test_desktop_from_the_jupyterlab_launcher(page: Page, base_url: str, shot: Shot, hub: Host) -> None:
+    """Lab's launcher offers the Linux desktop (jupyter-remote-desktop-proxy): it opens in a new tab, noVNC connects
+    to the VNC server the user's server started inside the job, and the Xfce desktop is drawn."""
+    stop_server_of(base_url, "alice")
+    log_in(page, base_url, "alice", "alice-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    submit_form(page, account="def-alice", interface="lab")
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
+    page.goto(page.url.split("/lab")[0] + "/lab?reset")
+    card = page.locator(".jp-LauncherCard", has_text="Desktop")
+    card.wait_for(timeout=60_000)
+    screenshots = shot("12-launcher-desktop").parent
+    with page.context.expect_page() as opened:
+        card.click()
+    desktop = opened.value
+    desktop.wait_for_url(re.compile(r".*/user/alice/desktop/"), timeout=60_000)
+    expect(desktop.locator("#status")).to_have_text("Connected", timeout=90_000)
+    expect(desktop.locator("#screen canvas")).to_be_visible(timeout=30_000)
+    # The session draws its panel and desktop over a few seconds once the VNC server is up.
+    desktop.wait_for_timeout(10_000)
+    desktop.screenshot(path=screenshots / "12-desktop.png")
+    # The README shows this one: the desktop as the last run saw it.
+    shutil.copyfile(screenshots / "12-desktop.png", DOCS_SCREENSHOTS / "12-desktop.png")
+    desktop.close()
     stop_server_of(base_url, "alice")
