@@ -209,8 +209,25 @@ def test_the_demo_roles_slurm_configuration_has_the_models_shapes(tmp_path: Path
         assert f" CPUs={node.cores} RealMemory={node.memory_mb}" in line
         gres_items = ",".join(f"gpu:{g.name}:{g.per_node}" for g in node.gpus)
         assert (f" Gres={gres_items} " in line) == bool(node.gpus)
+        # One stand-in device per GPU or MIG slice, numbered on across the node's types.
+        first = 0
         for g in node.gpus:
-            assert f"Name=gpu Type={g.name} Count={g.per_node}\n" in gres
-    assert "AutoDetect=off" in gres and "File=" not in gres
+            assert (
+                f"Name=gpu Type={g.name} File=/var/lib/slurm/fake-gpus/gpu[{first}-{first + g.per_node - 1}]\n" in gres
+            )
+            first += g.per_node
+    assert "AutoDetect=off" in gres
     assert "SlurmdParameters=config_overrides" in conf and "GresTypes=gpu" in conf
     assert re.search(rf"^PartitionName=narval .*Default=YES MaxTime={narval.max_walltime_minutes} ", conf, re.M)
+    # With accounting (the Molecule scenarios), jobs' TRES name the GPU types.
+    assert "AccountingStorageTRES" not in conf
+    subprocess.run(
+        [*playbook, "tests/playbooks/render_demo_slurm.yml", "-e", f"render_dir={tmp_path}", "-e", "accounting=true"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    types = sorted({g.name for n in narval.node_types for g in n.gpus})
+    tres = "AccountingStorageTRES=gres/gpu," + ",".join(f"gres/gpu:{t}" for t in types) + "\n"
+    assert tres in (tmp_path / "slurm.conf").read_text()
