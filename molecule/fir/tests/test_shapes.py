@@ -95,3 +95,39 @@ def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
         assert fields["NumNodes"] == "1" and fields["NodeList"] == host_of(model, node_type)
     finally:
         client.stop_server()
+
+
+def test_a_burst_of_spawns_spreads_over_nodes_when_one_cannot_hold_them(
+    hub: Host, base_url: str, model: dict[str, Any]
+) -> None:
+    """Three users at once, each with the form's most memory: Slurm never puts more memory on a node than its type
+    has, so when the first node cannot hold them all, they run on more than one (Narval: 3 x 125000 MB > 256000 MB
+    on its cpu node; Fir's cpu node holds 3 x 250000 MB)."""
+    memory = model["form"]["memory"]["max"]
+    users = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob"), "carol": ("carol-demo", "def-carol")}
+    clients = {
+        user: HubClient.fresh(base_url, user, password, "shapes-burst", verify=False)
+        for user, (password, _) in users.items()
+    }
+    try:
+        for user, client in clients.items():
+            resp = client.start_server({"account": users[user][1], "cores": "1", "memory": str(memory), "time": "1"})
+            assert resp.status_code in (201, 202), resp.text
+        for client in clients.values():
+            client.wait_until_ready(timeout=300)
+        placed: dict[str, int] = {}
+        for user in clients:
+            (job,) = squeue_of(hub, user)
+            node = job.split()[3]
+            placed[node] = placed.get(node, 0) + memory
+        by_host = {host_of(model, name): node["memory_mb"] for name, node in model["node_types"].items()}
+        assert all(used <= by_host[node] for node, used in placed.items()), placed
+        # Slurm fills nodes in slurm.conf's order (the role's: sorted host names) or spreads over idle ones: either
+        # way, more than one node when the first cannot hold them all.
+        first = by_host[min(by_host)]
+        if len(users) * memory > first:
+            assert len(placed) > 1, placed
+        print(f"{len(users)} x {memory} MB placed as {placed} (the first node: {first} MB)")
+    finally:
+        for client in clients.values():
+            client.stop_server()
