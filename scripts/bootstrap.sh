@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh Debian 12 machine, idempotently:
 # Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle, Chromium for the browser tests), a running Docker daemon,
-# the controller virtualenv (.venv, pinned requirements-dev.txt, and the project's package installed editable),
+# the controller virtualenv (.venv, hash-locked requirements-dev.txt, and the project's package installed editable),
 # the systemd base image, the offline wheelhouse + proxy bundle the hosts install from, and the local conda channel and
 # installer (scripts/build-conda-channel.sh). Run as root (or with sudo).
 set -euo pipefail
@@ -46,8 +46,8 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements-dev.txt .venv/.requirement
   log "controller virtualenv (.venv)"
   "$PY" -m venv .venv
   # (the grep only hides pip's notes about this machine's unused extra index folders; pip's own exit status counts)
-  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip 2>&1 | { grep -v '^WARNING: Location' || true; }
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+  # requirements-dev.txt is uv's lock (scripts/lock-environments.sh): every package, pip too, with its hashes.
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
   cp requirements-dev.txt .venv/.requirements-dev.txt
 fi
 # The project's own package (src/jupyterhub_hpc), editable: the unit tests and the Ansible filter plugin import it
