@@ -1,0 +1,133 @@
+"""Scenarios fir and narval (molecule/narval links this file): a reference cluster's shapes in a real Slurm.
+
+* The agreement tool shipped in the hub's package, run on the hub (a submit host) as a user against this Slurm
+  with the model the hub runs with: no physical-fit disagreement on several hundred requests.
+* Placement: a GPU spawn (and a MIG slice's, when the model has MIG slices) through the hub's REST API runs on the
+  node of the GPU's node type with exactly the requested TRES (cpu, mem, gres/gpu:<type>), as scontrol shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from hubclient import HubClient
+from molhelpers import squeue_of
+from testinfra.host import Host
+
+SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
+AGREEMENT = "/opt/jupyterhub/hub/bin/jupyterhub-hpc-agreement"
+USERS = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob")}
+
+
+@pytest.fixture(scope="module")
+def model(hub: Host) -> dict[str, Any]:
+    """The cluster model the hub runs with (the preflight's, shipped by the batchspawner role)."""
+    data: dict[str, Any] = json.loads(hub.file(SPAWNER_CONFIG).content_string)["HPCSlurmSpawner"]["cluster"]
+    return data
+
+
+def host_of(model: dict[str, Any], node_type: str) -> str:
+    """The compute container of a node type (molecule.yml: jhub-mol-<cluster>-<type>)."""
+    return f"jhub-mol-{model['name']}-{node_type.replace('_', '-')}"
+
+
+def memory_mb(value: str) -> int:
+    """Slurm's memory in a TRES list (``250000M``, ``15G``, ``1.50T``) as MB."""
+    number, unit = float(value[:-1]), value[-1]
+    return round(number * {"M": 1, "G": 1024, "T": 1024**2}[unit])
+
+
+def test_the_hub_and_slurm_agree_on_every_physical_fit(hub: Host, model: dict[str, Any]) -> None:
+    result = hub.run(f"{AGREEMENT} --model {SPAWNER_CONFIG} --user alice --account def-alice")
+    print(result.stdout)
+    assert result.rc == 0, result.stdout + result.stderr
+    total = re.search(r"^\| total \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$", result.stdout, re.M)
+    assert total, result.stdout
+    requests, agreed, policy, disagreed = map(int, total.groups())
+    assert requests >= 300 and disagreed == 0 and agreed + policy == requests
+    assert "Disagreements: 0" in result.stdout
+
+
+def gpu_request(model: dict[str, Any], mig: bool) -> tuple[str, str, int, int] | None:
+    """The first GPU type the form offers that is (or is not) a MIG slice, with the recommended cores and memory
+    for one (memory within the form's maximum): (node type, GPU type, cores, memory MB)."""
+    form = model["form"]
+    for gpu_type in form["gpus"]["types"]:
+        for name, node in sorted(model["node_types"].items()):
+            gpu = node["gpus"].get(gpu_type)
+            if gpu and (gpu["mig_of"] is not None) == mig:
+                return name, gpu_type, gpu["cores"], min(gpu["memory_mb"], form["memory"]["max"])
+    return None
+
+
+@pytest.mark.parametrize("mig", [False, True], ids=["full GPU", "MIG slice"])
+def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
+    hub: Host, base_url: str, model: dict[str, Any], mig: bool
+) -> None:
+    wanted = gpu_request(model, mig)
+    if wanted is None:
+        pytest.skip(f"{model['name']}'s form offers no {'MIG slice' if mig else 'full GPU'}")
+    node_type, gpu_type, cores, memory = wanted
+    user = "bob" if mig else "alice"
+    password, account = USERS[user]
+    client = HubClient.fresh(base_url, user, password, f"shapes-{gpu_type}", verify=False)
+    options = {"account": account, "cores": str(cores), "memory": str(memory), "gpu": f"{gpu_type}:1", "time": "1"}
+    resp = client.start_server(options)
+    assert resp.status_code in (201, 202), resp.text
+    try:
+        client.wait_until_ready(timeout=240)
+        jobs = squeue_of(hub, user)
+        assert len(jobs) == 1, jobs
+        job_id, _, state, node = jobs[0].split()
+        assert state == "RUNNING" and node == host_of(model, node_type)
+        show = hub.check_output(f"scontrol show job {job_id}")
+        fields = dict(re.findall(r"(\w+)=(\S+)", show))
+        tres = dict(item.split("=", 1) for item in fields["TRES"].split(","))
+        assert int(tres["cpu"]) == cores, show
+        assert memory_mb(tres["mem"]) == memory, show
+        assert tres[f"gres/gpu:{gpu_type}"] == "1" and tres["gres/gpu"] == "1", show
+        # No other GPU type, no other GRES.
+        assert sorted(k for k in tres if k.startswith("gres/")) == ["gres/gpu", f"gres/gpu:{gpu_type}"], show
+        assert fields["TresPerNode"] == f"gres:gpu:{gpu_type}:1", show
+        assert fields["NumNodes"] == "1" and fields["NodeList"] == host_of(model, node_type)
+    finally:
+        client.stop_server()
+
+
+def test_a_burst_of_spawns_spreads_over_nodes_when_one_cannot_hold_them(
+    hub: Host, base_url: str, model: dict[str, Any]
+) -> None:
+    """Three users at once, each with the form's most memory: Slurm never puts more memory on a node than its type
+    has, so when the first node cannot hold them all, they run on more than one (Narval: 3 x 125000 MB > 256000 MB
+    on its cpu node; Fir's cpu node holds 3 x 250000 MB)."""
+    memory = model["form"]["memory"]["max"]
+    users = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob"), "carol": ("carol-demo", "def-carol")}
+    clients = {
+        user: HubClient.fresh(base_url, user, password, "shapes-burst", verify=False)
+        for user, (password, _) in users.items()
+    }
+    try:
+        for user, client in clients.items():
+            resp = client.start_server({"account": users[user][1], "cores": "1", "memory": str(memory), "time": "1"})
+            assert resp.status_code in (201, 202), resp.text
+        for client in clients.values():
+            client.wait_until_ready(timeout=300)
+        placed: dict[str, int] = {}
+        for user in clients:
+            (job,) = squeue_of(hub, user)
+            node = job.split()[3]
+            placed[node] = placed.get(node, 0) + memory
+        by_host = {host_of(model, name): node["memory_mb"] for name, node in model["node_types"].items()}
+        assert all(used <= by_host[node] for node, used in placed.items()), placed
+        # Slurm fills nodes in slurm.conf's order (the role's: sorted host names) or spreads over idle ones: either
+        # way, more than one node when the first cannot hold them all.
+        first = by_host[min(by_host)]
+        if len(users) * memory > first:
+            assert len(placed) > 1, placed
+        print(f"{len(users)} x {memory} MB placed as {placed} (the first node: {first} MB)")
+    finally:
+        for client in clients.values():
+            client.stop_server()

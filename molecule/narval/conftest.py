@@ -1,0 +1,1 @@
+../default/conftest.py
