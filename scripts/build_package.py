@@ -21,6 +21,7 @@ build-wheelhouse.sh adds to the hub environment's lock inside the wheelhouse.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -84,8 +85,21 @@ def staged_copy(project: Path, stage: Path, version: str) -> None:
         target = stage / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(project / path, target)
+    compile_catalogs(stage)
     for path in [stage, *stage.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def compile_catalogs(stage: Path) -> None:
+    """Each message catalog (locale/<lang>/LC_MESSAGES/*.po) compiled to its .mo in the staged package, so the wheel
+    has the catalogs of its own sources whatever .mo the checkout holds (package-data takes the .mo only)."""
+    spec = importlib.util.spec_from_file_location("_jupyterhub_hpc_catalog", stage / "src" / PACKAGE / "catalog.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit("build_package: no src/jupyterhub_hpc/catalog.py to compile the message catalogs")
+    catalog = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(catalog)
+    for po in sorted((stage / "src" / PACKAGE / "locale").glob("*/LC_MESSAGES/*.po")):
+        catalog.compile_po(po, po.with_suffix(".mo"))
 
 
 def check_build_backend(pyproject: dict[str, Any]) -> None:

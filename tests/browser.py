@@ -1,19 +1,17 @@
-"""Debian's Chromium driven by Playwright, as the browser tests and anything else that drives the hub's pages
-use it (Playwright's own browser download is not used: the machines have /usr/bin/chromium)."""
+"""Debian's Chromium driven by Playwright (pytest-playwright's fixtures, configured in molecule/default/conftest.py),
+and the steps the browser tests share. Playwright's own browser download is not used: the machines have
+/usr/bin/chromium."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 CHROMIUM = "/usr/bin/chromium"
+# (pytest-playwright asks for headless itself.)
 CHROMIUM_FLAGS = [
-    "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
@@ -21,25 +19,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-@contextmanager
-def chromium(
-    tmp_dir: Path, *, ignore_https_errors: bool = False, extra_args: list[str] | None = None
-) -> Iterator[BrowserContext]:
-    """A fresh browser profile (no cookies) in tmp_dir; extra_args such as --host-resolver-rules."""
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_dir),
-            executable_path=CHROMIUM,
-            args=[*CHROMIUM_FLAGS, *(extra_args or [])],
-            viewport={"width": 1280, "height": 800},
-            ignore_https_errors=ignore_https_errors,
-        )
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def log_in(page: Page, base_url: str, user: str, password: str) -> None:
@@ -77,4 +56,4 @@ def submit_form(page: Page, **fields: str) -> None:
     page.click("#spawn_form button[type=submit]")
 
 
-__all__ = ["chromium", "expect", "log_in", "submit_form", "watch_progress"]
+__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "expect", "log_in", "submit_form", "watch_progress"]

@@ -170,7 +170,7 @@ def render(**ns: Any) -> str:
             jinja2.FileSystemLoader([str(TEMPLATES), f"{DATA_FILES_PATH}/templates"]),
         ]
     )
-    env = jinja2.Environment(loader=loader, autoescape=True)
+    env = jinja2.Environment(loader=loader, autoescape=True, extensions=["jupyterhub_hpc.i18n.JinjaI18n"])
     base: dict[str, Any] = {
         "base_url": "/hub/",
         "prefix": "/",

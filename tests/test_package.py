@@ -107,12 +107,32 @@ def test_the_wheel_holds_the_package_and_its_entry_points_only(built: tuple[str,
         metadata = archive.read(f"{dist_info}/METADATA").decode()
         times = {info.date_time for info in archive.infolist()}
     modules = sorted(p.name for p in PACKAGE.iterdir() if p.is_file() and not p.name.endswith(".pyc"))
-    assert sorted(n.removeprefix("jupyterhub_hpc/") for n in names if n.startswith("jupyterhub_hpc/")) == modules
+    # The modules, and each message catalog compiled (the .po sources and the .pot stay out).
+    catalogs = [p.relative_to(PACKAGE).with_suffix(".mo").as_posix() for p in PACKAGE.glob("locale/*/LC_MESSAGES/*.po")]
+    packaged = sorted(n.removeprefix("jupyterhub_hpc/") for n in names if n.startswith("jupyterhub_hpc/"))
+    assert packaged == sorted(modules + catalogs)
+    assert "locale/fr/LC_MESSAGES/jupyterhub_hpc.mo" in packaged
     assert "py.typed" in modules
     assert "hpc-slurm = jupyterhub_hpc.spawner:HPCSlurmSpawner" in entry_points_txt
     assert "hpc-pam = jupyterhub_hpc.pam:HPCPAMAuthenticator" in entry_points_txt
     assert "Requires-Dist" not in metadata  # the hub installs it with --no-deps from a hash lock
     assert times == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_the_wheels_catalogs_are_compiled_from_the_po(built: tuple[str, Path]) -> None:
+    """The French catalog in the wheel is the compiled .po (build_package compiles it), which gettext reads."""
+    import gettext
+    import io
+
+    from jupyterhub_hpc import catalog
+
+    _, wheel = built
+    po = PACKAGE / "locale" / "fr" / "LC_MESSAGES" / "jupyterhub_hpc.po"
+    messages, fuzzy = catalog.read_po(po)
+    with zipfile.ZipFile(wheel) as archive:
+        data = archive.read("jupyterhub_hpc/locale/fr/LC_MESSAGES/jupyterhub_hpc.mo")
+    assert data == catalog.mo_bytes({k: v for k, v in messages.items() if k not in fuzzy})
+    assert gettext.GNUTranslations(io.BytesIO(data)).gettext("Server Options") == "Options du serveur"
 
 
 # -- the job-output tail ---------------------------------------------------------------------------------------

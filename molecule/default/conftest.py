@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testinfra
@@ -15,11 +16,11 @@ import urllib3
 
 # The helpers in tests/ (browser, hostnames, hubclient) import by name: pytest puts tests/ on the import path
 # (pythonpath in pyproject.toml, the rootdir's configuration for these verifiers too).
-from browser import chromium
+from browser import CHROMIUM, CHROMIUM_FLAGS
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
 from molhelpers import HUB_DOMAIN
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from testinfra.host import Host
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
@@ -94,11 +95,27 @@ def alice(base_url: str) -> Iterator[HubClient]:
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "build" / "screenshots"))
 
 
+# The browser: pytest-playwright's fixtures (browser once per session; context and page per test, so every test
+# starts with no cookies), launched from Debian's Chromium instead of a downloaded one.
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any], browser_args: list[str]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": [*CHROMIUM_FLAGS, *browser_args]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's certificate is self-signed (test_site.py checks it on its own)."""
+    return {**browser_context_args, "ignore_https_errors": True, "viewport": {"width": 1280, "height": 800}}
+
+
 @pytest.fixture
-def page(tmp_path: Path, browser_args: list[str]) -> Iterator[Page]:
-    """A page in Debian's Chromium with a fresh profile (the scenario's certificate is self-signed)."""
-    with chromium(tmp_path / "profile", ignore_https_errors=True, extra_args=browser_args) as context:
+def page_fr(browser: Browser, browser_context_args: dict[str, Any]) -> Iterator[Page]:
+    """As page, in a browser context whose language is Canadian French (Accept-Language: fr-CA)."""
+    context = browser.new_context(**{**browser_context_args, "locale": "fr-CA"})
+    try:
         yield context.new_page()
+    finally:
+        context.close()
 
 
 @pytest.fixture

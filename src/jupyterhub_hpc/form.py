@@ -2,7 +2,8 @@
 
 A pure function (no I/O, no spawner): ``HPCSlurmSpawner.render_form`` gathers its inputs and calls ``render``. The
 fields, their limits and their labels come from the validated model and ``resources.LABELS``, so the form offers
-exactly what ``resources.validate_request`` accepts.
+exactly what ``resources.validate_request`` accepts. Its words are in the language of the request
+(``jupyterhub_hpc.i18n``); every translated word is escaped as any other value.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
 
 
@@ -20,7 +22,8 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
     Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field) and the
     previous request (its values are shown again, e.g. after a broken rule). Every value shown is escaped."""
     form = model.form
-    parts = [f'<p class="hpc-cluster">Cluster: <strong>{html.escape(model.display_name)}</strong></p>']
+    cluster = html.escape(_("Cluster: {name}")).format(name=f"<strong>{html.escape(model.display_name)}</strong>")
+    parts = [f'<p class="hpc-cluster">{cluster}</p>']
 
     if accounts:
         current = prev.get("account") or accounts[0]
@@ -30,7 +33,7 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
         )
         parts.append(_field("account", f'<select class="form-control" name="account" id="account">{options}</select>'))
     elif accounts is None:
-        hint = ", ".join(model.account_prefixes) or "your account"
+        hint = ", ".join(model.account_prefixes) or _("your account")
         value = html.escape(str(prev.get("account", "")))
         parts.append(
             _field(
@@ -47,19 +50,21 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
     ):
         lo, hi, dflt = (value / scale for value in (bounds.min, bounds.max, bounds.default))
         value = prev.get(key, f"{dflt:g}")
+        low, high = f"{lo:g}", f"{hi:g}"
+        hint = _("{low} to {high}").format(low=low, high=high)
         parts.append(
             _field(
                 key,
-                f'<input class="form-control" type="number" name="{key}" id="{key}" min="{lo:g}" max="{hi:g}" '
+                f'<input class="form-control" type="number" name="{key}" id="{key}" min="{low}" max="{high}" '
                 f'step="{step}" value="{html.escape(str(value))}" required>'
-                f'<small class="form-text text-muted">{lo:g} to {hi:g}</small>',
+                f'<small class="form-text text-muted">{html.escape(hint)}</small>',
             )
         )
 
     choices = rules.gpu_choices(model)
     if choices:
         current = prev.get("gpu", "none")
-        options = '<option value="none">None</option>' + "".join(
+        options = f'<option value="none">{html.escape(_("None"))}</option>' + "".join(
             f'<option value="{html.escape(c.value)}"{" selected" if c.value == current else ""}>'
             f"{c.count} x {html.escape(c.type)}</option>"
             for c in choices
@@ -67,7 +72,7 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
         parts.append(_field("gpu", _select("gpu", options)))
 
     current = prev.get("interface", form.default_interface)
-    labels = {i: html.escape(INTERFACES[i]["label"]) for i in form.interfaces}
+    labels = {i: html.escape(_(INTERFACES[i]["label"])) for i in form.interfaces}
     options = "".join(
         f'<option value="{i}"{" selected" if i == current else ""}>{label}</option>' for i, label in labels.items()
     )
@@ -78,7 +83,7 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
 
 
 def _field(key: str, control: str) -> str:
-    label = html.escape(LABELS[key])
+    label = html.escape(_(LABELS[key]))
     return f'<div class="form-group mb-3"><label for="{key}">{label}</label>{control}</div>'
 
 

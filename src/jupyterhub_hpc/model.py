@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from jupyterhub_hpc.i18n import N_
+
 __all__ = [
     "INTERFACES",
     "LABELS",
@@ -39,19 +41,19 @@ SCHEMA = 1
 
 #: User interfaces the hub offers, and where each lands in the single-user server.
 INTERFACES: dict[str, dict[str, str]] = {
-    "lab": {"label": "JupyterLab", "url": "/lab"},
-    "notebook": {"label": "Jupyter Notebook (classic interface)", "url": "/tree"},
-    "terminal": {"label": "Terminal", "url": "/terminals/1"},
+    "lab": {"label": N_("JupyterLab"), "url": "/lab"},
+    "notebook": {"label": N_("Jupyter Notebook (classic interface)"), "url": "/tree"},
+    "terminal": {"label": N_("Terminal"), "url": "/terminals/1"},
 }
 
 #: Form field labels, as users see them in the Server Options form and in error messages.
 LABELS: dict[str, str] = {
-    "account": "Account",
-    "time": "Time (hours)",
-    "cores": "Cores",
-    "memory": "Memory (MB)",
-    "gpu": "GPU",
-    "interface": "User interface",
+    "account": N_("Account"),
+    "time": N_("Time (hours)"),
+    "cores": N_("Cores"),
+    "memory": N_("Memory (MB)"),
+    "gpu": N_("GPU"),
+    "interface": N_("User interface"),
 }
 
 

@@ -40,6 +40,9 @@ from jupyterhub.handlers.login import LoginHandler
 from tornado import web
 from traitlets import Float, Integer, List, Unicode
 
+from jupyterhub_hpc import i18n
+from jupyterhub_hpc.i18n import N_
+from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.logout import HPCLogoutHandler
 
 # Linux-PAM's values (security/_pam_types.h); pamela names few of them (and untyped).
@@ -335,13 +338,31 @@ class Attempt:
 
 
 # -- the authenticator -----------------------------------------------------------------------------------------
+# Each request's pages in its browser's language (i18n.py: a per-request context variable).
+i18n.install()
+
+# JupyterHub's own login error (LoginHandler), in the catalog so that the login page shows it translated.
+JUPYTERHUB_LOGIN_ERRORS = (N_("Invalid username or password"), N_("Login form invalid or expired. Try again."))
+
+
+class HPCLoginHandler(LoginHandler):  # type: ignore[misc]
+    """JupyterHub's login page, whose error is shown in the request's language: JupyterHub's own error through the
+    catalog, the authenticator's (inactive account, throttling) already translated where they are raised. The error
+    stays a plain string, escaped by the template."""
+
+    def _render(self, login_error: str | None = None, **kwargs: Any) -> Any:
+        if isinstance(login_error, str) and login_error:
+            login_error = _(login_error)
+        return super()._render(login_error=login_error, **kwargs)
+
+
 class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
     cluster_name = Unicode("this cluster", help="The cluster's name, as users know it.").tag(config=True)
 
     account_checks = List(
         [
-            "your account is active (it has been renewed);",
-            "your access to {cluster} is enabled.",
+            N_("your account is active (it has been renewed);"),
+            N_("your access to {cluster} is enabled."),
         ],
         help="What an inactive user should check, in order ({cluster} is cluster_name); plain text.",
     ).tag(config=True)
@@ -389,18 +410,24 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
 
     def get_handlers(self, app: Any) -> list[tuple[str, type[Any]]]:
         # Ahead of JupyterHub's own handlers: this logout says which jobs it stopped (jupyterhub_hpc.logout).
-        return [("/login", LoginHandler), ("/logout", HPCLogoutHandler)]
+        return [("/login", HPCLoginHandler), ("/logout", HPCLogoutHandler)]
 
     # -- messages ----------------------------------------------------------------------------------------------
     def inactive_message(self) -> str:
-        checks = " ".join(item.format(cluster=self.cluster_name) for item in self.account_checks)
-        return f"Your account or your access to {self.cluster_name} is currently inactive. Please check that: {checks}"
+        # The default checks (the role's too) are in the catalog; a site's own text has none and is shown as written.
+        checks = " ".join(_(item).format(cluster=self.cluster_name) for item in self.account_checks)
+        return _("Your account or your access to {cluster} is currently inactive. Please check that: {checks}").format(
+            cluster=self.cluster_name, checks=checks
+        )
 
     @staticmethod
     def throttled_message(seconds: float) -> str:
         minutes = math.ceil(seconds / 60)
-        wait = f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else f"{math.ceil(seconds)} seconds"
-        return f"Too many failed logins. Please wait {wait} and try again."
+        if seconds > 60:
+            wait = _("1 minute") if minutes == 1 else _("{count} minutes").format(count=minutes)
+        else:
+            wait = _("{count} seconds").format(count=math.ceil(seconds))
+        return _("Too many failed logins. Please wait {wait} and try again.").format(wait=wait)
 
     # -- throttling --------------------------------------------------------------------------------------------
     @property

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
+from jupyterhub_hpc.i18n import N_, _
 from jupyterhub_hpc.model import (
     INTERFACES,
     LABELS,
@@ -128,7 +129,11 @@ def _text(value: Any, field: str) -> str | None:
     if not isinstance(value, str):
         return None
     if len(value) > MAX_TEXT:
-        raise ResourceError(f"{field}: {_show(value)} is too long ({len(value)} characters, at most {MAX_TEXT})")
+        raise ResourceError(
+            _("{field}: {value} is too long ({length} characters, at most {limit})").format(
+                field=field, value=_show(value), length=len(value), limit=MAX_TEXT
+            )
+        )
     return value
 
 
@@ -142,7 +147,7 @@ def _exact(value: int | float, field: str) -> Fraction:
     which overflows on integers such as ``10**400`` and rounds ``16.9 * 60`` to 1013.9999999999999."""
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ResourceError(f"{field}: {_show(value)} is not a finite number")
+            raise ResourceError(_("{field}: {value} is not a finite number").format(field=field, value=_show(value)))
         return Fraction(repr(value))
     return Fraction(value)
 
@@ -150,9 +155,13 @@ def _exact(value: int | float, field: str) -> Fraction:
 def _whole_positive(amount: Fraction, value: Any, field: str, positive: str, unit: str) -> int:
     """``amount`` (parsed from ``value``) as a whole, positive number of ``unit``."""
     if amount <= 0:
-        raise ResourceError(f"{field}: {_show(value)} must be {positive}")
+        raise ResourceError(
+            _("{field}: {value} must be {positive}").format(field=field, value=_show(value), positive=_(positive))
+        )
     if amount.denominator != 1:
-        raise ResourceError(f"{field}: {_show(value)} is not a whole number of {unit}")
+        raise ResourceError(
+            _("{field}: {value} is not a whole number of {unit}").format(field=field, value=_show(value), unit=_(unit))
+        )
     return int(amount)
 
 
@@ -163,8 +172,12 @@ def _memory_mb(value: Any, field: str, strict: bool) -> int:
     elif (text := _text(value, field)) is not None and (match := _MEMORY_RE[strict].fullmatch(text)):
         mb = Fraction(match.group(1)) * _MEMORY_FACTORS[(match.group(2) or "M").upper()]
     else:
-        raise ResourceError(f"{field}: {_show(value)} is not a memory size (examples: 4000, '4000M', '4G')")
-    return _whole_positive(mb, value, field, "more than 0 MB", "MB")
+        raise ResourceError(
+            _("{field}: {value} is not a memory size (examples: 4000, '4000M', '4G')").format(
+                field=field, value=_show(value)
+            )
+        )
+    return _whole_positive(mb, value, field, N_("more than 0 MB"), N_("MB"))
 
 
 def _duration_minutes(value: Any, field: str, strict: bool) -> int:
@@ -183,8 +196,12 @@ def _duration_minutes(value: Any, field: str, strict: bool) -> int:
             seconds = first * 60 + second
         minutes = Fraction(-(-seconds // 60))  # seconds round up to a minute, in integers
     else:
-        raise ResourceError(f"{field}: {_show(value)} is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')")
-    return _whole_positive(minutes, value, field, "longer than 0 minutes", "minutes")
+        raise ResourceError(
+            _("{field}: {value} is not a duration (examples: 3, '90m', '3h', '7d', '1-12:00:00')").format(
+                field=field, value=_show(value)
+            )
+        )
+    return _whole_positive(minutes, value, field, N_("longer than 0 minutes"), N_("minutes"))
 
 
 def parse_memory_mb(value: Any, field: str = "memory") -> int:
@@ -230,10 +247,17 @@ def _int(value: Any, field: str, minimum: int = 1, strict: bool = False) -> int:
     if (text := _text(value, field)) is not None and (whole := _INT_RE[strict].fullmatch(text)):
         number = int(whole.group(1))  # at most MAX_TEXT digits: within int()'s digit limit
     if not isinstance(number, int) or isinstance(number, bool):
-        hint = " (an integer, not a float)" if isinstance(number, float) else ""
-        raise ResourceError(f"{field}: {_show(value)} is not a whole number{hint}")
+        if isinstance(number, float):
+            message = _("{field}: {value} is not a whole number (an integer, not a float)")
+        else:
+            message = _("{field}: {value} is not a whole number")
+        raise ResourceError(message.format(field=field, value=_show(value)))
     if number < minimum:
-        raise ResourceError(f"{field}: {_show(number)} is below the minimum of {minimum}")
+        raise ResourceError(
+            _("{field}: {value} is below the minimum of {limit}").format(
+                field=field, value=_show(number), limit=minimum
+            )
+        )
     return number
 
 
@@ -512,9 +536,11 @@ def _single(options: Mapping[str, Any], key: str) -> Any:
     value = options.get(key)
     if isinstance(value, list):
         if len(value) != 1:
-            raise ResourceError(f"{LABELS[key]}: expected one value, got {len(value)}")
+            raise ResourceError(
+                _("{field}: expected one value, got {count}").format(field=_(LABELS[key]), count=len(value))
+            )
         value = value[0]
-    _text(value, LABELS[key])
+    _text(value, _(LABELS[key]))
     return value
 
 
@@ -567,7 +593,9 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
     Numbers are compared exactly (no float arithmetic): ``10**400`` is simply above the maximum.
     """
     if not isinstance(options, Mapping):
-        raise ResourceError(f"Server options: expected a JSON object of fields, got {_show(options)}")
+        raise ResourceError(
+            _("Server options: expected a JSON object of fields, got {value}").format(value=_show(options))
+        )
     model = cluster
     form = model.form
     problems = _Problems()
@@ -575,8 +603,11 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
     # Keys of any type (a Python caller's ints or None): never sorted together, never printed whole.
     unknown = sorted(_option_name(key) for key in options if not (isinstance(key, str) and key in LABELS))
     if unknown:
-        more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
-        problems.add(f"Unknown option(s): {', '.join(unknown[:5])}{more}")
+        names = ", ".join(unknown[:5])
+        if len(unknown) > 5:
+            problems.add(_("Unknown option(s): {names} (and {count} more)").format(names=names, count=len(unknown) - 5))
+        else:
+            problems.add(_("Unknown option(s): {names}").format(names=names))
 
     def field(key: str) -> Any:
         return problems.guard(_single, options, key)
@@ -589,18 +620,24 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
         if accounts and len(accounts) == 1:
             account = accounts[0]
         elif accounts:
-            problems.add(f"Account: choose one of your accounts ({', '.join(accounts)})")
+            problems.add(_("Account: choose one of your accounts ({accounts})").format(accounts=", ".join(accounts)))
     elif not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account):
         # Found by the property tests: a falsy non-string (0, -0.0, False) must not slip through as "no account",
         # and 'def-alice\n' must not pass as 'def-alice' ('$' matches before a final newline: fullmatch).
-        problems.add(f"Account: {_show(account)} is not a valid account name")
+        problems.add(_("Account: {value} is not a valid account name").format(value=_show(account)))
         account = ""
     else:
         if prefixes and not account.startswith(tuple(prefixes)):
-            problems.add(f"Account: {_show(account)} does not start with one of {', '.join(prefixes)}")
+            problems.add(
+                _("Account: {value} does not start with one of {prefixes}").format(
+                    value=_show(account), prefixes=", ".join(prefixes)
+                )
+            )
         elif accounts is not None and account not in accounts:
             problems.add(
-                f"Account: {_show(account)} is not one of your accounts ({', '.join(accounts) if accounts else 'none'})"
+                _("Account: {value} is not one of your accounts ({accounts})").format(
+                    value=_show(account), accounts=", ".join(accounts) if accounts else _("none")
+                )
             )
 
     # Time, cores, memory: the form's default when absent, its bounds when present.
@@ -608,13 +645,22 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
         raw = field(key)
         if _blank(raw):
             return bounds.default
-        value: int | None = problems.guard(parse, raw, LABELS[key])
+        label = _(LABELS[key])
+        value: int | None = problems.guard(parse, raw, label)
         if value is None:
             return None
         if value < bounds.min:
-            problems.add(f"{LABELS[key]}: {_plain(raw)} is below the minimum of {unit(bounds.min)}")
+            problems.add(
+                _("{field}: {value} is below the minimum of {limit}").format(
+                    field=label, value=_plain(raw), limit=unit(bounds.min)
+                )
+            )
         elif value > bounds.max:
-            problems.add(f"{LABELS[key]}: {_plain(raw)} is above the maximum of {unit(bounds.max)}")
+            problems.add(
+                _("{field}: {value} is above the maximum of {limit}").format(
+                    field=label, value=_plain(raw), limit=unit(bounds.max)
+                )
+            )
         return value
 
     time_minutes = bounded("time", form.time, _request_minutes, _hours)
@@ -628,8 +674,10 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
     if not _blank(gpu) and not (isinstance(gpu, str) and gpu == "none"):
         offered = {c.value for c in gpu_choices(model)}
         if not isinstance(gpu, str) or gpu not in offered:
-            allowed = ", ".join(sorted(offered)) if offered else "no GPU on this hub"
-            problems.add(f"GPU: {_show(gpu)} is not offered (choices: none, {allowed})")
+            allowed = ", ".join(sorted(offered)) if offered else _("no GPU on this hub")
+            problems.add(
+                _("GPU: {value} is not offered (choices: none, {allowed})").format(value=_show(gpu), allowed=allowed)
+            )
         else:
             gpu_type, count = gpu.rsplit(":", 1)
             gpu_count = int(count)
@@ -638,7 +686,11 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
     interface = field("interface")
     interface = form.default_interface if _blank(interface) else interface
     if not isinstance(interface, str) or interface not in form.interfaces:
-        problems.add(f"User interface: {_show(interface)} is not one of {', '.join(form.interfaces)}")
+        problems.add(
+            _("User interface: {value} is not one of {choices}").format(
+                value=_show(interface), choices=", ".join(form.interfaces)
+            )
+        )
 
     if problems.items:
         raise ResourceError(problems.items)
@@ -647,23 +699,33 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
     # Cross-field: everything together on one node of one type.
     fits = fitting_node_types(model, cores, memory_mb, gpu_type, gpu_count)
     if not fits:
-        gpu_text = f"{gpu_count} x {gpu_type} GPU" if gpu_type else "no GPU"
+        gpu_text = _("{count} x {type} GPU").format(count=gpu_count, type=gpu_type) if gpu_type else _("no GPU")
         largest = "; ".join(
-            f"{t.name}: {t.cores} cores, {t.memory_mb} MB" + "".join(f", {g.per_node} x {g.name}" for g in t.gpus)
+            _("{name}: {cores} cores, {memory} MB").format(name=t.name, cores=t.cores, memory=t.memory_mb)
+            + "".join(f", {g.per_node} x {g.name}" for g in t.gpus)
             for t in model.node_types
         )
         raise ResourceError(
-            f"No node of {model.display_name} can give {cores} cores, {memory_mb} MB and {gpu_text} together "
-            f"(node types: {largest})"
+            _(
+                "No node of {cluster} can give {cores} cores, {memory} MB and {gpus} together (node types: {types})"
+            ).format(cluster=model.display_name, cores=cores, memory=memory_mb, gpus=gpu_text, types=largest)
         )
     if gpu_type and form.enforce_gpu_recommendation:
         per_gpu = [g for n in fits if (g := model.node_type(n).gpu(gpu_type)) is not None]
         max_cores = max(g.cores for g in per_gpu) * gpu_count
         max_memory = max(g.memory_mb for g in per_gpu) * gpu_count
         if cores > max_cores:
-            problems.add(f"Cores: {cores} is above the {max_cores} recommended for {gpu_count} x {gpu_type}")
+            problems.add(
+                _("{field}: {value} is above the {limit} recommended for {count} x {type}").format(
+                    field=_(LABELS["cores"]), value=cores, limit=max_cores, count=gpu_count, type=gpu_type
+                )
+            )
         if memory_mb > max_memory:
-            problems.add(f"Memory (MB): {memory_mb} is above the {max_memory} recommended for {gpu_count} x {gpu_type}")
+            problems.add(
+                _("{field}: {value} is above the {limit} recommended for {count} x {type}").format(
+                    field=_(LABELS["memory"]), value=memory_mb, limit=max_memory, count=gpu_count, type=gpu_type
+                )
+            )
         if problems.items:
             raise ResourceError(problems.items)
 

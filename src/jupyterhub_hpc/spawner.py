@@ -41,16 +41,30 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Instance, Integer, Unicode, default
 
-from jupyterhub_hpc import form, port_api
+from jupyterhub_hpc import form, i18n, port_api
 from jupyterhub_hpc import resources as rules
 from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
+from jupyterhub_hpc.i18n import N_
+from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.ledger import JobLedger
 from jupyterhub_hpc.model import Cluster, Request
 
 # batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
 port_api.install()
+# Each request's pages and messages in its browser's language (i18n.py: a per-request context variable).
+i18n.install()
+
+# The job's environment variable that names JupyterLab's locale (the users' server configuration reads it).
+LAB_LOCALE_ENV = "JUPYTERHUB_HPC_LAB_LOCALE"
+
+# batchspawner's progress messages (its progress()), translated as they are sent (progress below).
+BATCHSPAWNER_PROGRESS = (
+    N_("Pending in queue..."),
+    N_("Cluster job running... waiting to connect"),
+    N_("Unknown status..."),
+)
 
 # The job-output tail of this very package (a script run as the user, isolated: see job_tail.py).
 JOB_TAIL = Path(__file__).with_name("job_tail.py")
@@ -59,7 +73,7 @@ JOB_TAIL = Path(__file__).with_name("job_tail.py")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
-DEFAULT_TIMEOUT_HELP = (
+DEFAULT_TIMEOUT_HELP = N_(
     "Timeout. Your job {job_id} was still waiting in the Slurm queue after {seconds} seconds "
     "(Slurm's reason: {reason}), so it was cancelled. Like any interactive job, it waits longer when it asks for "
     "more time, a GPU or many cores: ask only for what you need. If you already have another interactive job on "
@@ -361,6 +375,22 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         self._form_request = (options, await self.validated(options))
         return options
 
+    # -- the user's language ----------------------------------------------------------------------------------
+    def get_env(self) -> dict[str, str]:
+        """The job's environment, with the JupyterLab locale of the language of the request that started the spawn
+        (i18n.LAB_LOCALES: a fixed value per allowed language, never the browser's header; "" for Lab's default),
+        which the users' environment's server configuration reads (role jupyter_env). Always set, so the names
+        batchspawner exports to the job (keepvars, computed once per spawner) include it whatever the language."""
+        env: dict[str, str] = super().get_env()
+        env[LAB_LOCALE_ENV] = i18n.lab_locale(i18n.current())
+        return env
+
+    async def progress(self) -> Any:
+        """batchspawner's progress messages, in the language of the page that shows them."""
+        async for event in super().progress():
+            message = event.get("message") if isinstance(event, dict) else None
+            yield {**event, "message": _(message)} if isinstance(message, str) else event
+
     # -- every request (form and API) ----------------------------------------------------------------------
     async def validated(self, options: Mapping[str, Any]) -> Request:
         """The request checked against the model (the one validation), or ValueError with every broken rule."""
@@ -371,7 +401,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             raise
         except Exception as err:  # a request the rules did not foresee: refused with a message, never a 500
             self.log.warning("Server Options of %s refused, unexpected error: %r", self.user.name, err)
-            raise ValueError(f"Invalid Server Options: {type(err).__name__}") from err
+            raise ValueError(_("Invalid Server Options: {error}").format(error=type(err).__name__)) from err
 
     @default("apply_user_options")
     def _apply_user_options_default(self) -> Any:
@@ -416,7 +446,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         HTTP 500)."""
         request = self.job_request
         if request is None:
-            raise RuntimeError("No validated Server Options for this server: nothing was submitted.")
+            raise RuntimeError(_("No validated Server Options for this server: nothing was submitted."))
         subvars = self.job_script_vars(request)
         cmd = f"{format_template(self.exec_prefix, **subvars)} {format_template(self.batch_submit_cmd, **subvars)}"
         script = await self._get_batch_script(**subvars, cmd=self.cmd_formatted_for_batch())
@@ -430,11 +460,13 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             self.ledger.add_lost(self.user.name)
             if isinstance(err, CommandNoAnswer):
                 raise RuntimeError(
-                    f"Slurm did not answer within {self.command_timeout:g} s: no server was started. Try again in "
-                    "a few minutes; if Slurm submitted the job meanwhile, the hub cancels it."
+                    _(
+                        "Slurm did not answer within {seconds} s: no server was started. Try again in a few minutes; "
+                        "if Slurm submitted the job meanwhile, the hub cancels it."
+                    ).format(seconds=f"{self.command_timeout:g}")
                 ) from err
             reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
-            raise RuntimeError(f"Slurm refused the job: {reason}") from err
+            raise RuntimeError(_("Slurm refused the job: {reason}").format(reason=reason)) from err
         try:
             self.job_id = str(self.parse_job_id(out))
         except Exception:  # as batchspawner: no job id, and start() fails the spawn
@@ -455,7 +487,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         started = False
         try:
             while True:
-                done, _ = await asyncio.wait([starting], timeout=self.job_watch_interval)
+                done, _pending = await asyncio.wait([starting], timeout=self.job_watch_interval)
                 if done:
                     ip, port = starting.result()
                     await self.wait_for_port(ip, port)
@@ -512,7 +544,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 if await self.query_job_status() == JobStatus.NOTFOUND:
                     raise JobEndedEarly(self._submitted_job or self.job_id)
             try:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=5)
+                _reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=5)
             except (TimeoutError, OSError):
                 await asyncio.sleep(self.port_poll_interval)
                 continue
@@ -522,17 +554,24 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     async def cancel_pending(self, job_id: str, waited: float) -> None:
         """A job still pending at the timeout: raise what the user should know (start() then cancels it)."""
-        reason = "unknown"
+        reason = ""
         try:
-            reason = str(await self.run_command(self.pending_reason_cmd.format(job_id=job_id))).strip() or reason
+            reason = str(await self.run_command(self.pending_reason_cmd.format(job_id=job_id))).strip()
         except RuntimeError as err:
             self.log.warning("Cannot read why job %s is pending: %s", job_id, err)
         self.log.warning(
-            "Job %s of %s still pending after %.0f s (%s): cancelling it", job_id, self.user.name, waited, reason
+            "Job %s of %s still pending after %.0f s (%s): cancelling it",
+            job_id,
+            self.user.name,
+            waited,
+            reason or "unknown",
         )
         cluster = self.model.display_name
+        # The default text is in the catalog; a site's own text has no translation and is shown as written.
         raise RuntimeError(
-            self.timeout_help.format(job_id=job_id, seconds=round(waited), reason=reason or "unknown", cluster=cluster)
+            _(self.timeout_help).format(
+                job_id=job_id, seconds=round(waited), reason=reason or _("unknown"), cluster=cluster
+            )
         )
 
     @property
@@ -583,8 +622,13 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     async def fail_with_output(self, job_id: str) -> None:
         self.clear_state()
         tail = await self.job_output_tail(job_id)
-        message = f"Job {job_id} ended before the server started."
-        raise RuntimeError(f"{message} End of its output:\n{tail}" if tail else message)
+        if tail:
+            raise RuntimeError(
+                _("Job {job_id} ended before the server started. End of its output:\n{tail}").format(
+                    job_id=job_id, tail=tail
+                )
+            )
+        raise RuntimeError(_("Job {job_id} ended before the server started.").format(job_id=job_id))
 
     async def job_output_tail(self, job_id: str) -> str:
         """At most output_tail_lines lines of the last output_tail_bytes bytes of the job's output, read as the
@@ -601,7 +645,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             problem = result.stderr.decode(errors="replace").strip()[-300:]
             self.log.warning("Cannot read the output of job %s: %s", job_id, problem)
             return ""
-        size_line, _, data = result.stdout.partition(b"\n")
+        size_line, _newline, data = result.stdout.partition(b"\n")
         size = int(size_line) if size_line.isdigit() else len(data)
         text = _CONTROL.sub("", data[: self.output_tail_bytes].decode(errors="replace"))
         lines = text.splitlines()
@@ -611,5 +655,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         lines = lines[-self.output_tail_lines :] if self.output_tail_lines > 0 else []
         tail = "\n".join(lines).strip()
         if cut:
-            tail = f"[cut: the end of {size} bytes; the whole output is ~/{name}]\n{tail}"
+            cut_note = _("[cut: the end of {size} bytes; the whole output is ~/{name}]").format(size=size, name=name)
+            tail = f"{cut_note}\n{tail}"
         return tail

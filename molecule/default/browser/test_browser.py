@@ -1,7 +1,7 @@
 """What a hub user sees, in a real browser (Debian's Chromium driven by Playwright): the login page, the
 Server Options form and its errors, the spawn's progress, each interface running in a Slurm job, and JupyterLab's
 Software Modules panel (Lmod). Every step saves a screenshot in build/screenshots/ (some are copied to
-docs/screenshots/ for the README)."""
+docs/screenshots/ for the README); the French steps also save theirs in docs/screenshots/ (fr-*.png)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from playwright.sync_api import Page
 from testinfra.host import Host
 
 Shot = Callable[[str], Path]
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
 def stop_server_of(base_url: str, user: str) -> None:
@@ -143,7 +144,7 @@ def test_software_modules_panel_loads_a_module_for_new_terminals(
     page: Page, base_url: str, shot: Shot, hub: Host
 ) -> None:
     """JupyterLab's Software Modules panel (jupyterlmod) lists the site's Lmod modules; a module loaded there is in
-    the terminals opened after it, inside the Slurm job."""
+    the terminals opened after it, inside the Slurm job. Screenshot: docs/screenshots/12-software-modules.png."""
     stop_server_of(base_url, "bob")
     log_in(page, base_url, "bob", "bob-demo")
     page.wait_for_url(re.compile(r".*/hub/spawn.*"))
@@ -164,6 +165,8 @@ def test_software_modules_panel_loads_a_module_for_new_terminals(
     expect(panel.locator("#module_loaded_list .jp-Module-itemLabel")).to_have_text(["demo-tools/1.0"], timeout=60_000)
     expect(available.filter(has_text="demo-tools")).to_have_count(0)
     shot("12-software-modules")
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # the README's picture of the panel
+    page.screenshot(path=DOCS_SCREENSHOTS / "12-software-modules.png")
 
     hub.run("rm -f /home/bob/module-check.txt")
     page.locator(".jp-LauncherCard", has_text="Terminal").click()
@@ -204,8 +207,8 @@ def test_log_out_in_jupyterlab_ends_the_job(page: Page, base_url: str, shot: Sho
     (job,) = (line.split()[0] for line in squeue_of(hub, "carol"))
 
     page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
-    # JupyterLab under a hub lists Log Out twice in File (its own and the hub extension's): both end at /hub/logout.
-    page.locator(".lm-Menu-itemLabel", has_text="Log Out").first.click()
+    # JupyterLab under a hub has two Log Out items in File (its own, hidden there, and the hub extension's).
+    page.locator(".lm-Menu-itemLabel:visible", has_text="Log Out").click()
     page.wait_for_url(re.compile(r".*/hub/logout.*"), timeout=60_000)
     expect(page.locator("#hpc-logged-out")).to_have_text("You are logged out of Demo cluster.")
     expect(page.locator(".hpc-logout-stopped")).to_have_text(
@@ -214,3 +217,61 @@ def test_log_out_in_jupyterlab_ends_the_job(page: Page, base_url: str, shot: Sho
     assert squeue_of(hub, "carol") == []
     shot("11-logout-job-stopped")
     expect(page.locator("#hpc-login-again")).to_be_visible()
+
+
+def test_a_french_browser_gets_the_hub_and_jupyterlab_in_french(page_fr: Page, base_url: str) -> None:
+    """Accept-Language fr-CA: the login page, the Server Options form, its error, the spawn's progress and JupyterLab
+    in French (issue 16). Screenshots: docs/screenshots/fr-*.png."""
+    page = page_fr
+
+    def shot_fr(name: str) -> None:
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=DOCS_SCREENSHOTS / f"{name}.png")
+
+    stop_server_of(base_url, "alice")
+    page.goto(f"{base_url}/hub/login")
+    expect(page.locator("#hpc-cluster-name")).to_have_text("Demo cluster")
+    expect(page.locator(".auth-form-header h1")).to_have_text("Connexion")
+    expect(page.locator("label[for=username_input]")).to_have_text("Nom d'utilisateur :")
+    expect(page.locator("label[for=password_input]")).to_have_text("Mot de passe :")
+    expect(page.locator("#login_submit")).to_have_value("Connexion")
+    expect(page.locator("#hpc-login-help")).to_contain_text("Connectez-vous avec votre nom d'utilisateur")
+    shot_fr("fr-01-login")
+
+    log_in(page, base_url, "alice", "not-her-password")
+    expect(page.locator(".login_error")).to_have_text("Nom d'utilisateur ou mot de passe invalide")
+
+    log_in(page, base_url, "alice", "alice-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    expect(page.locator("h1", has_text="Options du serveur")).to_have_count(1)
+    expect(page.locator(".hpc-cluster")).to_have_text("Grappe : Demo cluster")
+    for label in ("Compte", "Durée (heures)", "Cœurs", "Mémoire (Mo)", "Interface"):
+        expect(page.locator("#spawn_form label", has_text=label)).to_have_count(1)
+    expect(page.locator("#cores + small")).to_have_text("de 1 à 4")
+    expect(page.locator("#interface option")).to_have_text(
+        ["JupyterLab", "Jupyter Notebook (interface classique)", "Terminal"]
+    )
+    expect(page.locator("#spawn_form button[type=submit]")).to_have_text("Démarrer")
+    expect(page.locator("#logout")).to_contain_text("Déconnexion")
+    shot_fr("fr-04-server-options")
+
+    page.fill("#cores", "64")
+    page.evaluate("document.getElementById('spawn_form').noValidate = true")
+    page.click("#spawn_form button[type=submit]")
+    expect(page.locator(".spawn-error-msg")).to_contain_text("Erreur : Cœurs : 64 dépasse le maximum de 4")
+    shot_fr("fr-05-form-error")
+
+    submit_form(page, account="def-alice", time="1", cores="1", memory="1024", interface="lab")
+    page.wait_for_url(re.compile(r".*/hub/spawn-pending/alice.*"), timeout=30_000)
+    expect(page.get_by_text("Votre serveur démarre.")).to_be_visible()
+    events = watch_progress(page, re.compile(r"/user/alice/lab"), timeout=180)
+    print("progress events:", events)
+    assert "Tâche en cours sur la grappe... en attente de connexion" in events, events
+
+    # JupyterLab in French: the hub passed fr_FR to the job, the users' environment has the French pack.
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=180_000)
+    page.goto(page.url.split("/lab")[0] + "/lab?reset")
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+    expect(page.locator(".lm-MenuBar-itemLabel", has_text="Fichier")).to_have_count(1, timeout=30_000)
+    shot_fr("fr-07-jupyterlab")
+    stop_server_of(base_url, "alice")
