@@ -1,7 +1,7 @@
 """What a hub user sees, in a real browser (Debian's Chromium driven by Playwright): the login page, the
-Server Options form and its errors, the spawn's progress, and each interface running in a Slurm job.
-Every step saves a screenshot in build/screenshots/ (some are copied to docs/screenshots/ for the README); the French
-steps also save theirs in docs/screenshots/ (fr-*.png)."""
+Server Options form and its errors, the spawn's progress, each interface running in a Slurm job, and JupyterLab's
+Software Modules panel (Lmod). Every step saves a screenshot in build/screenshots/ (some are copied to
+docs/screenshots/ for the README); the French steps also save theirs in docs/screenshots/ (fr-*.png)."""
 
 from __future__ import annotations
 
@@ -138,6 +138,51 @@ def test_terminal_interface_lands_on_a_terminal_inside_the_job(
     (job,) = (line.split()[0] for line in squeue_of(hub, "bob"))
     assert check.content_string.strip() == f"job={job} on jhub-mol-node1"
     shot("08-terminal")
+    stop_server_of(base_url, "bob")
+
+
+def test_software_modules_panel_loads_a_module_for_new_terminals(
+    page: Page, base_url: str, shot: Shot, hub: Host
+) -> None:
+    """JupyterLab's Software Modules panel (jupyterlmod) lists the site's Lmod modules; a module loaded there is in
+    the terminals opened after it, inside the Slurm job. Screenshot: docs/screenshots/12-software-modules.png."""
+    stop_server_of(base_url, "bob")
+    log_in(page, base_url, "bob", "bob-demo")
+    page.wait_for_url(re.compile(r".*/hub/spawn.*"))
+    submit_form(page, account="def-bob", interface="lab")
+    page.wait_for_url(re.compile(r".*/user/bob/lab.*"), timeout=180_000)
+    page.goto(page.url.split("/lab")[0] + "/lab?reset")  # a fresh workspace: the launcher, no panel open
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+
+    page.locator('.lm-TabBar-tab[data-id="module-jupyterlab"]').click()  # the side bar's "Software Modules"
+    panel = page.locator("#module-jupyterlab")
+    available = panel.locator("#module_avail_list .jp-Module-item")
+    demo_tools = available.filter(has=page.locator(".jp-Module-itemLabel", has_text=re.compile(r"^demo-tools/1\.0$")))
+    expect(demo_tools).to_have_count(1, timeout=60_000)
+    for name in ("python/3.11", "r/4.2"):
+        expect(available.filter(has_text=name)).to_have_count(1)
+    demo_tools.hover()  # the panel shows an item's Load button under the pointer
+    demo_tools.locator("button", has_text="Load").click()
+    expect(panel.locator("#module_loaded_list .jp-Module-itemLabel")).to_have_text(["demo-tools/1.0"], timeout=60_000)
+    expect(available.filter(has_text="demo-tools")).to_have_count(0)
+    shot("12-software-modules")
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # the README's picture of the panel
+    page.screenshot(path=DOCS_SCREENSHOTS / "12-software-modules.png")
+
+    hub.run("rm -f /home/bob/module-check.txt")
+    page.locator(".jp-LauncherCard", has_text="Terminal").click()
+    terminal = page.locator(".jp-Terminal .xterm-screen")
+    terminal.first.wait_for(timeout=60_000)
+    terminal.first.click()
+    # The terminal draws on a canvas: what it ran is read from the shared home.
+    page.keyboard.type('echo "$(demo-tools) job=$SLURM_JOB_ID" | tee ~/module-check.txt')
+    page.keyboard.press("Enter")
+    check = hub.file("/home/bob/module-check.txt")
+    wait_for(lambda: check.exists and check.content_string.strip(), timeout=30)
+    (job,) = (line.split()[0] for line in squeue_of(hub, "bob"))
+    assert check.content_string.strip() == f"demo-tools 1.0 job={job}"
+    shot("13-software-modules-terminal")
+    hub.run("rm -f /home/bob/module-check.txt")
     stop_server_of(base_url, "bob")
 
 

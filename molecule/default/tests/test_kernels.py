@@ -31,10 +31,14 @@ def running(base_url: str, hub: Host) -> Iterator[HubClient]:
 
 def test_declared_kernels_are_listed(running: HubClient) -> None:
     specs = running.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert set(specs) == {"python3", "demo-tools", "analysis"}
+    assert set(specs) == {"python3", "demo-tools", "analysis", "ir"}
     assert specs["demo-tools"]["spec"]["display_name"] == "Python 3 (module demo-tools/1.0)"
     assert specs["demo-tools"]["spec"]["env"] == {"JUPYTERHUB_HPC_KERNEL": "demo-tools"}
     assert specs["analysis"]["spec"]["display_name"] == "Python 3 (analysis environment)"
+    # The inventory's R kernel (envkernel, module r/4.2), in place of the image's own "ir" (Debian's IRkernel).
+    assert specs["ir"]["spec"]["display_name"] == "R 4.2 (module r/4.2)"
+    assert specs["ir"]["spec"]["language"] == "R"
+    assert specs["ir"]["spec"]["argv"][:4] == ["/opt/jupyterhub/user/bin/envkernel", "lmod", "run", "r/4.2"]
 
 
 def test_lmod_kernel_runs_with_its_module_loaded(running: HubClient) -> None:
@@ -49,6 +53,18 @@ def test_lmod_kernel_runs_with_its_module_loaded(running: HubClient) -> None:
         "demo-tools_1.0",
         "/opt/jupyterhub/user",
     ]
+
+
+def test_r_kernel_computes_in_the_job_with_its_module_loaded(running: HubClient, hub: Host) -> None:
+    """The demo site's R (Debian's r-base-core and r-cran-irkernel, as the module r/4.2) through IRkernel, in bob's
+    Slurm job on the compute node."""
+    code = (
+        'cat(6*7, Sys.getenv("JUPYTERHUB_HPC_KERNEL"), Sys.getenv("LOADEDMODULES"), Sys.getenv("SLURM_JOB_ID"), '
+        'Sys.info()[["nodename"]], R.version$major, sep = " ")'
+    )
+    (job,) = (line.split()[0] for line in squeue_of(hub, "bob"))
+    out = running.execute(code, kernel_name="ir", timeout=120)
+    assert out.split() == ["42", "ir", "r/4.2", job, "jhub-mol-node1", "4"]
 
 
 def test_environment_kernel_runs_in_its_environment(running: HubClient) -> None:
@@ -99,6 +115,6 @@ def test_kernels_users_install_themselves_are_listed_and_run(running: HubClient,
     assert f"Installed kernelspec mine in {own_kernel}" in out, out
     assert hub.file(f"{own_kernel}/kernel.json").user == "bob"
     specs = running.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert set(specs) == {"python3", "demo-tools", "analysis", "mine"}
+    assert set(specs) == {"python3", "demo-tools", "analysis", "ir", "mine"}
     assert specs["mine"]["spec"]["display_name"] == "Mine (own)"
     assert running.execute("import sys; print(sys.prefix)", "mine").strip() == "/opt/jupyterhub/analysis"
