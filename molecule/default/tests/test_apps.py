@@ -102,5 +102,6 @@ def test_an_app_the_site_declared_runs_inside_the_job(desktop: tuple[HubClient, 
     (pid,) = [int(p) for p in node.run(f"pgrep -u {USER} -f 'http.server --bind 127.0.0.1'").stdout.split()]
     chain = ancestry(node, pid)
     assert any(cmdline.startswith(f"slurmstepd: [{job}.") for _, cmdline in chain), chain
-    environ = node.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    # Read as the user: in a container, root lacks CAP_SYS_PTRACE and cannot read another account's environ.
+    environ = node.check_output(f"su -s /bin/sh {USER} -c \"tr '\\\\0' '\\\\n' < /proc/{pid}/environ\"")
     assert "JUPYTERHUB_HPC_APP=docs-http" in environ.splitlines()
