@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import jinja2
 import pytest
-from jupyterhub._data import DATA_FILES_PATH
+from hubpages import CONTEXT, environment
 from test_spawner_unit import CLUSTER
 
 from jupyterhub_hpc import catalog, form, i18n
@@ -23,7 +23,6 @@ from jupyterhub_hpc.pam import HPCPAMAuthenticator
 from jupyterhub_hpc.resources import ResourceError, validate_cluster, validate_request
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "roles" / "jupyterhub" / "files" / "templates"
 MODEL = validate_cluster(CLUSTER)
 
 
@@ -232,39 +231,7 @@ def test_the_inactive_account_message_in_french() -> None:
 
 
 # -- the pages -----------------------------------------------------------------------------------------------------
-def environment() -> jinja2.Environment:
-    # As JupyterHub's init_tornado_settings, with the role's jinja_environment_options.
-    loader = jinja2.ChoiceLoader(
-        [
-            jinja2.PrefixLoader({"templates": jinja2.FileSystemLoader([f"{DATA_FILES_PATH}/templates"])}, "/"),
-            jinja2.FileSystemLoader([str(TEMPLATES), f"{DATA_FILES_PATH}/templates"]),
-        ]
-    )
-    return jinja2.Environment(
-        loader=loader, autoescape=True, enable_async=True, extensions=["jupyterhub_hpc.i18n.JinjaI18n"]
-    )
-
-
-BASE: dict[str, Any] = {
-    "base_url": "/hub/",
-    "prefix": "/",
-    "user": None,
-    "login_url": "/hub/login",
-    "logout_url": "/hub/logout",
-    "authenticator_login_url": "/hub/login?next=",
-    "static_url": lambda path, **kw: f"/hub/static/{path}",
-    "version_hash": "",
-    "services": [],
-    "parsed_scopes": {},
-    "expanded_scopes": set(),
-    "xsrf": "XSRF-TOKEN",
-    "xsrf_token": "XSRF-TOKEN",
-    "hpc_cluster_name": "Demo",
-    "hpc_login_help": "Log in with your Demo account.",
-    "hpc_login_help_translations": {"fr": "Connectez-vous avec votre compte Demo."},
-    "announcement": "",
-    "authenticator": HPCPAMAuthenticator(),
-}
+BASE: dict[str, Any] = CONTEXT | {"authenticator": HPCPAMAuthenticator()}
 
 
 def render(name: str, language: str, **ns: Any) -> str:

@@ -5,13 +5,11 @@ test_login.py (a running job gone from squeue) and the browser test."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import jinja2
 import pytest
-from jupyterhub._data import DATA_FILES_PATH
+from hubpages import CONTEXT, environment
 
 from jupyterhub_hpc.logout import (
     HPCLogoutHandler,
@@ -23,10 +21,6 @@ from jupyterhub_hpc.logout import (
     top_level_navigation,
 )
 from jupyterhub_hpc.pam import HPCPAMAuthenticator
-
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "roles/jupyterhub/files/templates"
-
 
 # -- the Referer rule ----------------------------------------------------------------------------------------------
 OWN = ["/hub/", "/user/alice/"]
@@ -188,31 +182,7 @@ def test_the_authenticator_registers_the_logout() -> None:
 
 # -- the page ------------------------------------------------------------------------------------------------------
 def render(**ns: Any) -> str:
-    # As JupyterHub's init_tornado_settings: the site's templates first, JupyterHub's own under "templates/".
-    loader = jinja2.ChoiceLoader(
-        [
-            jinja2.PrefixLoader({"templates": jinja2.FileSystemLoader([f"{DATA_FILES_PATH}/templates"])}, "/"),
-            jinja2.FileSystemLoader([str(TEMPLATES), f"{DATA_FILES_PATH}/templates"]),
-        ]
-    )
-    env = jinja2.Environment(loader=loader, autoescape=True, extensions=["jupyterhub_hpc.i18n.JinjaI18n"])
-    base: dict[str, Any] = {
-        "base_url": "/hub/",
-        "prefix": "/",
-        "user": None,
-        "login_url": "/hub/login",
-        "logout_url": "/hub/logout",
-        "static_url": lambda path, **kw: f"/hub/static/{path}",
-        "version_hash": "",
-        "services": [],
-        "parsed_scopes": {},
-        "expanded_scopes": set(),
-        "xsrf": "XSRF-TOKEN",
-        "xsrf_token": "XSRF-TOKEN",
-        "hpc_cluster_name": "Demo",
-        "announcement": "",
-    }
-    return env.get_template("logout.html").render(**(base | ns))
+    return environment().get_template("logout.html").render(**(CONTEXT | ns))
 
 
 def text(html: str) -> str:
