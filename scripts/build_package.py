@@ -16,15 +16,19 @@ build-wheelhouse.sh adds to the hub environment's lock inside the wheelhouse.
   new version would never reach the hub; a new label makes pip replace the package, and the hub environment's
   change restarts the hub (jupyter_env's "jupyter environment changed"). Tool settings (ruff, mypy, pytest) do not
   count.
+* The message catalogs go in as committed: each compiled ``.mo`` beside its ``.po`` (scripts/i18n.py compiles them
+  with Babel and its ``check`` fails if a ``.mo`` is not its ``.po``'s), so they count in the version like any file
+  and the build runs no catalog tool. A ``.po`` without a readable ``.mo`` stops the build.
 """
 
 from __future__ import annotations
 
+import gettext
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -85,21 +89,25 @@ def staged_copy(project: Path, stage: Path, version: str) -> None:
         target = stage / path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(project / path, target)
-    compile_catalogs(stage)
     for path in [stage, *stage.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def compile_catalogs(stage: Path) -> None:
-    """Each message catalog (locale/<lang>/LC_MESSAGES/*.po) compiled to its .mo in the staged package, so the wheel
-    has the catalogs of its own sources whatever .mo the checkout holds (package-data takes the .mo only)."""
-    spec = importlib.util.spec_from_file_location("_jupyterhub_hpc_catalog", stage / "src" / PACKAGE / "catalog.py")
-    if spec is None or spec.loader is None:
-        raise SystemExit("build_package: no src/jupyterhub_hpc/catalog.py to compile the message catalogs")
-    catalog = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(catalog)
-    for po in sorted((stage / "src" / PACKAGE / "locale").glob("*/LC_MESSAGES/*.po")):
-        catalog.compile_po(po, po.with_suffix(".mo"))
+def check_catalogs(project: Path) -> None:
+    """Each message catalog (locale/<lang>/LC_MESSAGES/*.po) has its compiled .mo beside it, which gettext reads: the
+    wheel takes the committed .mo as it is (package-data takes the .mo only), so its bytes are the sources' and no
+    catalog tool runs here. That the .mo is the compiled .po is ``scripts/i18n.py check``'s (Babel, on the
+    controller; tests/test_i18n_unit.py runs it)."""
+    for po in sorted((project / "src" / PACKAGE / "locale").glob("*/LC_MESSAGES/*.po")):
+        mo = po.with_suffix(".mo")
+        try:
+            with mo.open("rb") as data:
+                gettext.GNUTranslations(data)
+        except (OSError, ValueError, struct.error) as err:
+            raise SystemExit(
+                f"build_package: {mo.relative_to(project)} is missing or unreadable ({err}): "
+                "run scripts/i18n.py compile"
+            ) from err
 
 
 def check_build_backend(pyproject: dict[str, Any]) -> None:
@@ -121,6 +129,7 @@ def build(out: Path, project: Path) -> Path:
     """Build the wheel into ``out``; returns its path."""
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     check_build_backend(pyproject)
+    check_catalogs(project)
     base = pyproject["project"]["version"]
     version = f"{base}+{source_digest(project)}"
     out.mkdir(parents=True, exist_ok=True)

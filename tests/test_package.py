@@ -107,7 +107,7 @@ def test_the_wheel_holds_the_package_and_its_entry_points_only(built: tuple[str,
         metadata = archive.read(f"{dist_info}/METADATA").decode()
         times = {info.date_time for info in archive.infolist()}
     modules = sorted(p.name for p in PACKAGE.iterdir() if p.is_file() and not p.name.endswith(".pyc"))
-    # The modules, and each message catalog compiled (the .po sources and the .pot stay out).
+    # The modules, and each message catalog's committed .mo (the .po sources and the .pot stay out).
     catalogs = [p.relative_to(PACKAGE).with_suffix(".mo").as_posix() for p in PACKAGE.glob("locale/*/LC_MESSAGES/*.po")]
     packaged = sorted(n.removeprefix("jupyterhub_hpc/") for n in names if n.startswith("jupyterhub_hpc/"))
     assert packaged == sorted(modules + catalogs)
@@ -119,20 +119,43 @@ def test_the_wheel_holds_the_package_and_its_entry_points_only(built: tuple[str,
     assert times == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_the_wheels_catalogs_are_compiled_from_the_po(built: tuple[str, Path]) -> None:
-    """The French catalog in the wheel is the compiled .po (build_package compiles it), which gettext reads."""
+def test_the_wheels_catalogs_are_the_committed_mo(built: tuple[str, Path]) -> None:
+    """The French catalog in the wheel is the committed .mo as it is (the build runs no catalog tool), which is the
+    compiled .po (scripts/i18n.py, with Babel) and which gettext reads."""
     import gettext
+    import importlib.util
     import io
 
-    from jupyterhub_hpc import catalog
-
+    spec = importlib.util.spec_from_file_location("i18n_script", ROOT / "scripts" / "i18n.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
     _, wheel = built
     po = PACKAGE / "locale" / "fr" / "LC_MESSAGES" / "jupyterhub_hpc.po"
-    messages, fuzzy = catalog.read_po(po)
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read("jupyterhub_hpc/locale/fr/LC_MESSAGES/jupyterhub_hpc.mo")
-    assert data == catalog.mo_bytes({k: v for k, v in messages.items() if k not in fuzzy})
+    assert data == po.with_suffix(".mo").read_bytes() == script.mo_bytes(po)
     assert gettext.GNUTranslations(io.BytesIO(data)).gettext("Server Options") == "Options du serveur"
+
+
+def test_a_catalog_without_its_mo_stops_the_build(tmp_path: Path) -> None:
+    project = copy_of_the_project(tmp_path)
+    mo = project / "src" / "jupyterhub_hpc" / "locale" / "fr" / "LC_MESSAGES" / "jupyterhub_hpc.mo"
+    for broken in (None, b"not a catalog"):
+        if broken is None:
+            mo.unlink()
+        else:
+            mo.write_bytes(broken)
+        run = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "build_package.py"), str(tmp_path / "out"), str(project)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode != 0
+        assert "jupyterhub_hpc.mo is missing or unreadable" in run.stderr and "i18n.py compile" in run.stderr
+        assert not (tmp_path / "out").exists()
 
 
 # -- the job-output tail ---------------------------------------------------------------------------------------

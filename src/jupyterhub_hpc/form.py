@@ -64,7 +64,9 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
     choices = rules.gpu_choices(model)
     if choices:
         current = prev.get("gpu", "none")
-        options = f'<option value="none">{html.escape(_("None"))}</option>' + "".join(
+        # Not _() in the f-string: on Python 3.11 an f-string is one token, where Babel's extractor sees no call.
+        none = html.escape(_("None"))
+        options = f'<option value="none">{none}</option>' + "".join(
             f'<option value="{html.escape(c.value)}"{" selected" if c.value == current else ""}>'
             f"{c.count} x {html.escape(c.type)}</option>"
             for c in choices
@@ -72,7 +74,9 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
         parts.append(_field("gpu", _select("gpu", options)))
 
     current = prev.get("interface", form.default_interface)
-    labels = {i: html.escape(_(INTERFACES[i]["label"])) for i in form.interfaces}
+    # Marked in model.py (N_). Not _(INTERFACES[i]["label"]): Babel's extractor takes any literal in _() for a message.
+    names = {i: INTERFACES[i]["label"] for i in form.interfaces}
+    labels = {i: html.escape(_(name)) for i, name in names.items()}
     options = "".join(
         f'<option value="{i}"{" selected" if i == current else ""}>{label}</option>' for i, label in labels.items()
     )

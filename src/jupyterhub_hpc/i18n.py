@@ -1,8 +1,9 @@
 """The hub's pages and the project's messages in the language the browser prefers, per request.
 
 * **Catalogs**: gettext catalogs of the domain ``jupyterhub_hpc`` under ``locale/<lang>/LC_MESSAGES/`` in this
-  package (``.po`` is the source, ``.mo`` is compiled by ``scripts/i18n.py compile``, which
-  ``scripts/build_package.py`` runs before it builds the wheel). English is the source language (no catalog).
+  package (``.po`` is the source, ``.mo`` is compiled with Babel by ``scripts/i18n.py compile`` and committed;
+  ``scripts/build_package.py`` puts it in the wheel). Read here with the standard library's gettext only. English is
+  the source language (no catalog).
 * **Negotiation** (``negotiate``): the request's ``Accept-Language`` is hostile input. A header longer than
   ``MAX_HEADER`` characters is ignored whole; at most ``MAX_ITEMS`` items are read; an item that is not a
   language tag (letters, digits and ``-``, with an optional ``;q=`` weight of HTTP's grammar) is skipped, so

@@ -530,6 +530,12 @@ _SLURM_VALUES: dict[str, tuple[str, re.Pattern[str]]] = {
 }
 
 
+def _label(key: str) -> str:
+    """A form field's label (``LABELS``, marked ``N_`` in model.py) in the current language. Not ``_(LABELS["cores"])``
+    where the key is a literal: Babel's extractor (scripts/i18n.py) would take the key for a message."""
+    return _(LABELS[key])
+
+
 def _single(options: Mapping[str, Any], key: str) -> Any:
     """Form data arrives as lists of strings, the REST API as JSON values: take the one value. A string longer
     than ``MAX_TEXT`` is refused here, before any parsing."""
@@ -537,10 +543,10 @@ def _single(options: Mapping[str, Any], key: str) -> Any:
     if isinstance(value, list):
         if len(value) != 1:
             raise ResourceError(
-                _("{field}: expected one value, got {count}").format(field=_(LABELS[key]), count=len(value))
+                _("{field}: expected one value, got {count}").format(field=_label(key), count=len(value))
             )
         value = value[0]
-    _text(value, _(LABELS[key]))
+    _text(value, _label(key))
     return value
 
 
@@ -645,7 +651,7 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
         raw = field(key)
         if _blank(raw):
             return bounds.default
-        label = _(LABELS[key])
+        label = _label(key)
         value: int | None = problems.guard(parse, raw, label)
         if value is None:
             return None
@@ -717,13 +723,13 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
         if cores > max_cores:
             problems.add(
                 _("{field}: {value} is above the {limit} recommended for {count} x {type}").format(
-                    field=_(LABELS["cores"]), value=cores, limit=max_cores, count=gpu_count, type=gpu_type
+                    field=_label("cores"), value=cores, limit=max_cores, count=gpu_count, type=gpu_type
                 )
             )
         if memory_mb > max_memory:
             problems.add(
                 _("{field}: {value} is above the {limit} recommended for {count} x {type}").format(
-                    field=_(LABELS["memory"]), value=memory_mb, limit=max_memory, count=gpu_count, type=gpu_type
+                    field=_label("memory"), value=memory_mb, limit=max_memory, count=gpu_count, type=gpu_type
                 )
             )
         if problems.items:
