@@ -79,6 +79,12 @@ def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
         ("echo 'RUNNING node1'", JobStatus.RUNNING),
         ("echo 'PENDING (Resources)'", JobStatus.PENDING),
         ("true", JobStatus.NOTFOUND),  # an empty answer: the job is gone
+        # An ended job squeue still lists (MinJobAge) under its end state: gone too, not "no answer".
+        ("echo 'NODE_FAIL node1'", JobStatus.NOTFOUND),
+        ("echo 'TIMEOUT node1'", JobStatus.NOTFOUND),
+        ("echo 'COMPLETED node1'", JobStatus.NOTFOUND),
+        ("echo 'SUSPENDED node1'", JobStatus.UNKNOWN),
+        ("echo 'NODE_FAILURES node1'", JobStatus.UNKNOWN),
         ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", JobStatus.NOTFOUND),
         ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", JobStatus.UNKNOWN),
         ("echo 'sudo: unable to resolve host' >&2; exit 1", JobStatus.UNKNOWN),

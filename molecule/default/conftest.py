@@ -19,7 +19,7 @@ import urllib3
 from browser import CHROMIUM, CHROMIUM_FLAGS
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
-from molhelpers import HUB_DOMAIN
+from molhelpers import HUB_DOMAIN, squeue_of
 from playwright.sync_api import Browser, Page
 from testinfra.host import Host
 
@@ -90,6 +90,21 @@ def alice(base_url: str) -> Iterator[HubClient]:
     yield c
     if c.user_model().get("servers", {}).get(""):
         c.stop_server()
+
+
+@pytest.fixture(scope="module")
+def running(base_url: str, hub: Host) -> Iterator[HubClient]:
+    """bob's server, started once for a test module (its kernels, its modules panel) and stopped after it: no job
+    of his is left in Slurm."""
+    client = HubClient(base_url, verify=False)
+    assert client.login("bob", "bob-demo").status_code == 302
+    client.create_token()
+    resp = client.start_server({"account": "def-bob"})
+    assert resp.status_code in (201, 202), resp.text
+    client.wait_until_ready(timeout=120)
+    yield client
+    client.stop_server()
+    assert squeue_of(hub, "bob") == []
 
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "build" / "screenshots"))

@@ -211,7 +211,7 @@ def sbatch_options(request: Request) -> list[str]:
     """The resource options the job script (``roles/batchspawner/templates/batch_script.sh.j2``) carries for
     ``request``, in its order: ``#SBATCH`` lines from ``Request.job_vars``, an empty value leaving its line out."""
     values = request.job_vars()
-    options = ["--nodes=1", "--ntasks=1"]
+    options = ["--nodes=1", "--ntasks=1", "--no-requeue"]
     for option, key in (
         ("--partition", "partition"),
         ("--account", "account"),

@@ -17,13 +17,16 @@ from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
 
 
-def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, Any]) -> str:
+def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, Any], notice: str = "") -> str:
     """The form's HTML for the cluster model (``model.Cluster``), the user's accounts (None:
-    Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field) and the
-    previous request (its values are shown again, e.g. after a broken rule). Every value shown is escaped."""
+    Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
+    previous request (its values are shown again, e.g. after a broken rule) and a notice (why the previous server
+    ended, ``job_end.JobEnd``). Every value shown is escaped."""
     form = model.form
     cluster = html.escape(_("Cluster: {name}")).format(name=f"<strong>{html.escape(model.display_name)}</strong>")
     parts = [f'<p class="hpc-cluster">{cluster}</p>']
+    if notice:
+        parts.insert(0, f'<div class="alert alert-warning hpc-job-end" role="status">{html.escape(notice)}</div>')
 
     if accounts:
         current = prev.get("account") or accounts[0]

@@ -48,6 +48,7 @@ from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_board import JobBoard
+from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.ledger import JobLedger
 from jupyterhub_hpc.model import Cluster, Request
 
@@ -71,6 +72,10 @@ JOB_TAIL = Path(__file__).with_name("job_tail.py")
 
 # Characters a job's output may not bring into a message shown to the user (controls other than newline and tab).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# squeue lists an ended job (for MinJobAge) under the state it ended in: Slurm saying it is gone, as an empty answer.
+_ENDED = re.compile(
+    r"(?:BOOT_FAIL|CANCELLED|COMPLETED|DEADLINE|FAILED|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|TIMEOUT)(?:\s|$)"
+)
 
 # JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
 DEFAULT_TIMEOUT_HELP = N_(
@@ -169,6 +174,17 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         "(job_board_cmd), a pending job's reason (pending_reason_cmd) and the reconciler's search (lost_jobs_cmd).",
     ).tag(config=True)
 
+    sacct = Unicode(
+        "/usr/bin/sacct",
+        help="sacct on the hub node, run as the hub's user for the accounting of a job that ended under its server "
+        "(job_end_cmd).",
+    ).tag(config=True)
+
+    job_end_cmd = Unicode(
+        help="How a job ended ({job_id}), run as the hub's user when squeue no longer lists it: its state and node, "
+        "told to the user on the next form. Empty: squeue's last word only.",
+    ).tag(config=True)
+
     lost_jobs_cmd = Unicode(
         help="The user's jobs with the hub's job name ({username} shell-quoted), run as the hub's user: where the "
         "reconciler looks for a job an unanswered sbatch may have submitted.",
@@ -221,6 +237,10 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     def _job_board_cmd_default(self) -> str:
         return f"{self.squeue} --noheader --jobs={{job_ids}} --format='%i %T %B'"
 
+    @default("job_end_cmd")
+    def _job_end_cmd_default(self) -> str:
+        return f"{self.sacct} --noheader --allocations --parsable2 --jobs={{job_id}} --format=State,NodeList"
+
     @default("pending_reason_cmd")
     def _pending_reason_cmd_default(self) -> str:
         return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
@@ -230,6 +250,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
     # The form's options and the request options_from_form validated them into, until apply_options takes it.
     _form_request: tuple[dict[str, str], Request] | None = None
+    _job_end: JobEnd | None = None  # the last server's job that ended under the user (told on the next form)
     _boards: ClassVar[dict[tuple[str, float], JobBoard]] = {}
     _accounts_cache: ClassVar[dict[str, tuple[float, list[str] | None]]] = {}
     _ledgers: ClassVar[dict[str, JobLedger]] = {}
@@ -376,7 +397,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         model = self.model
         accounts = await self.user_accounts()
         previous = self._submitted or self.user_options or {}
-        return form.render(model, accounts, previous)
+        notice = self._job_end.message() if self._job_end else ""
+        return form.render(model, accounts, previous, notice)
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         """Form data -> user_options, validated here, once: a broken rule raises ValueError, and the hub shows the
@@ -518,6 +540,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                     ip, port = starting.result()
                     await self.wait_for_port(ip, port)
                     started = True
+                    self._job_end = None  # told; this server is the one running now
                     return ip, port
                 job_id = self._submitted_job
                 if not (job_id and self.job_id):
@@ -615,6 +638,43 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             )
         return self._boards[key]
 
+    # -- a server's job ending under its user ---------------------------------------------------------------
+    async def poll(self) -> int | None:
+        """batchspawner's poll; a job that ended without its user stopping it is kept (``JobEnd``: Slurm's last
+        state and node) so that the next form says what happened."""
+        job_id = self.job_id
+        status = await self.query_job_status()
+        if status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.UNKNOWN):
+            return None
+        if job_id:
+            self._job_end = JobEnd.from_status(job_id, self.job_status or "")
+            if self._job_end and not self._job_end.state:
+                self._job_end = await self.accounted_end(job_id) or self._job_end
+            if self._job_end:
+                self.log.warning("The server of %s ended under it: job %s %s", self.user.name, job_id, self._job_end)
+        self.clear_state()
+        return 1
+
+    async def accounted_end(self, job_id: str) -> JobEnd | None:
+        """How Slurm's accounting says the job ended (its first line: ``STATE[ by UID]|NODELIST``), or None."""
+        if not self.job_end_cmd:
+            return None
+        result = await self.run_limited(self.job_end_cmd.format(job_id=shlex.quote(job_id)), limit=4096)
+        if result.returncode != 0 or result.timed_out:
+            return None
+        state, _bar, nodes = result.stdout.decode(errors="replace").partition("\n")[0].partition("|")
+        return JobEnd.from_status(job_id, f"{(state.split() or [''])[0]} {nodes.strip()}")
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        if self._job_end:
+            state["job_end"] = self._job_end.to_state()
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self._job_end = JobEnd.from_state(state)
+
     async def query_job_status(self) -> Any:
         """The job's state from the shared job board; a job the board does not list (or a board without an
         answer) is asked about with batchspawner's per-job query, as the user.
@@ -638,7 +698,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         job_id = self.job_id
         status = await super().query_job_status()
         text = (self.job_status or "").strip()
-        if status == JobStatus.NOTFOUND and text and "Invalid job id specified" not in text:
+        if status == JobStatus.NOTFOUND and text and not (_ENDED.match(text) or "Invalid job id specified" in text):
             self.log.warning("Slurm gave no answer about job %s, keeping it: %s", job_id, text[-300:])
             return JobStatus.UNKNOWN
         if status == JobStatus.NOTFOUND and job_id:

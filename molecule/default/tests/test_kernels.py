@@ -16,19 +16,6 @@ def normalize(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower() + "==" + version
 
 
-@pytest.fixture(scope="module")
-def running(base_url: str, hub: Host) -> Iterator[HubClient]:
-    client = HubClient(base_url, verify=False)
-    assert client.login("bob", "bob-demo").status_code == 302
-    client.create_token()
-    resp = client.start_server({"account": "def-bob"})
-    assert resp.status_code in (201, 202), resp.text
-    client.wait_until_ready(timeout=120)
-    yield client
-    client.stop_server()
-    assert squeue_of(hub, "bob") == []
-
-
 def test_declared_kernels_are_listed(running: HubClient) -> None:
     specs = running.server_api("GET", "/kernelspecs").json()["kernelspecs"]
     assert set(specs) == {"python3", "demo-tools", "analysis", "ir"}

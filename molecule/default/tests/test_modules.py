@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import requests
 from hubclient import HubClient
-from molhelpers import squeue_of
 from testinfra.host import Host
 
 USER_ENV = "/opt/jupyterhub/user"
@@ -19,19 +18,6 @@ DEMO_TOOLS = (
     "import os, subprocess; print(os.environ.get('DEMO_TOOLS_VERSION'), "
     "subprocess.run(['sh', '-c', 'command -v demo-tools || echo none'], capture_output=True, text=True).stdout.strip())"
 )
-
-
-@pytest.fixture(scope="module")
-def running(base_url: str, hub: Host) -> Iterator[HubClient]:
-    client = HubClient(base_url, verify=False)
-    assert client.login("bob", "bob-demo").status_code == 302
-    client.create_token()
-    resp = client.start_server({"account": "def-bob"})
-    assert resp.status_code in (201, 202), resp.text
-    client.wait_until_ready(timeout=120)
-    yield client
-    client.stop_server()
-    assert squeue_of(hub, "bob") == []
 
 
 def module_api(client: HubClient, method: str, path: str = "", body: dict[str, Any] | None = None) -> Any:

@@ -4,6 +4,9 @@
   with the model the hub runs with: no physical-fit disagreement on several hundred requests.
 * Placement: a GPU spawn (and a MIG slice's, when the model has MIG slices) through the hub's REST API runs on the
   node of the GPU's node type with exactly the requested TRES (cpu, mem, gres/gpu:<type>), as scontrol shows it.
+* More than one node: a burst of spawns goes to the smallest node types that hold it (never a GPU node for a
+  request without a GPU), over more than one node when one cannot hold them all; a node set down under a server
+  is noticed, the user is told on the next form, and starts again on another node.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 from hubclient import HubClient
-from molhelpers import squeue_of
+from molhelpers import squeue_of, wait_for
 from testinfra.host import Host
 
 SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
@@ -100,9 +103,10 @@ def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
 def test_a_burst_of_spawns_spreads_over_nodes_when_one_cannot_hold_them(
     hub: Host, base_url: str, model: dict[str, Any]
 ) -> None:
-    """Three users at once, each with the form's most memory: Slurm never puts more memory on a node than its type
-    has, so when the first node cannot hold them all, they run on more than one (Narval: 3 x 125000 MB > 256000 MB
-    on its cpu node; Fir's cpu node holds 3 x 250000 MB)."""
+    """Three users at once, each with the form's most memory and no GPU: Slurm never puts more memory on a node than
+    its type has and takes the lowest-weight nodes, so when the smallest node cannot hold them all, they run on more
+    than one (Narval: 3 x 125000 MB > 256000 MB on its cpu node; Fir's cpu node holds 3 x 250000 MB), and never on
+    a GPU node."""
     memory = model["form"]["memory"]["max"]
     users = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob"), "carol": ("carol-demo", "def-carol")}
     clients = {
@@ -122,12 +126,51 @@ def test_a_burst_of_spawns_spreads_over_nodes_when_one_cannot_hold_them(
             placed[node] = placed.get(node, 0) + memory
         by_host = {host_of(model, name): node["memory_mb"] for name, node in model["node_types"].items()}
         assert all(used <= by_host[node] for node, used in placed.items()), placed
-        # Slurm fills nodes in slurm.conf's order (the role's: sorted host names) or spreads over idle ones: either
-        # way, more than one node when the first cannot hold them all.
-        first = by_host[min(by_host)]
-        if len(users) * memory > first:
+        # A request without a GPU never takes a GPU node while a node without GPUs holds it (the nodes' Weight,
+        # as sites set it: the smallest node type first, GPU nodes last).
+        gpu_hosts = {host_of(model, name) for name, node in model["node_types"].items() if node["gpus"]}
+        assert not gpu_hosts & set(placed), placed
+        # More than one node when the smallest cannot hold them all.
+        smallest = min(size for host, size in by_host.items() if host not in gpu_hosts)
+        if len(users) * memory > smallest:
             assert len(placed) > 1, placed
-        print(f"{len(users)} x {memory} MB placed as {placed} (the first node: {first} MB)")
+        print(f"{len(users)} x {memory} MB placed as {placed} (the smallest node: {smallest} MB)")
     finally:
         for client in clients.values():
             client.stop_server()
+
+
+def test_a_node_set_down_under_a_server_is_told_and_the_user_starts_on_another(
+    hub: Host, base_url: str, model: dict[str, Any]
+) -> None:
+    """carol's server runs; an operator sets its node down (scontrol, as on a failing node). Slurm ends the job
+    (NODE_FAIL, never requeued: the job script's --no-requeue), the hub notices at its poll, her next form says which
+    job and which node failed, and her new server runs on another node and computes."""
+    client = HubClient.fresh(base_url, "carol", "carol-demo", "shapes-node-down", verify=False)
+    options = {"account": "def-carol", "cores": "1", "memory": "1000", "time": "1"}
+    assert client.start_server(options).status_code in (201, 202)
+    client.wait_until_ready(timeout=240)
+    ((job_id, _user, _state, node),) = (line.split() for line in squeue_of(hub, "carol"))
+    try:
+        hub.check_output(f"scontrol update NodeName={node} State=DOWN Reason=molecule-node-down")
+        # JupyterHub polls each server every 30 s (poll_interval), plus jitter.
+        noticed = wait_for(lambda: not client.user_model().get("servers", {}).get(""), timeout=120, interval=2)
+        ended = hub.check_output(f"sacct -X -n -P -j {job_id} -o State").strip()
+        print(f"job {job_id} on {node}: {ended}; the hub noticed in {noticed:.1f} s")
+        assert ended == "NODE_FAIL"
+        form = client.session.get(client.url("/hub/spawn"), timeout=60)
+        assert form.status_code == 200
+        told = f"Your previous server (Slurm job {job_id}) ended: its node {node} failed or was taken out of service."
+        assert told in form.text, form.text[:3000]
+
+        assert client.start_server(options).status_code in (201, 202)
+        client.wait_until_ready(timeout=240)
+        ((_job, _user, state, elsewhere),) = (line.split() for line in squeue_of(hub, "carol"))
+        assert state == "RUNNING" and elsewhere != node
+        assert client.execute("6*7") == "42"
+        # Told once: the form after a server that ran is the plain form again.
+        client.stop_server()
+        assert "hpc-job-end" not in client.session.get(client.url("/hub/spawn"), timeout=60).text
+    finally:
+        client.stop_server()
+        hub.run(f"scontrol update NodeName={node} State=RESUME")
