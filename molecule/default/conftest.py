@@ -4,6 +4,7 @@ user's browser does."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -105,6 +106,14 @@ def running(base_url: str, hub: Host) -> Iterator[HubClient]:
     yield client
     client.stop_server()
     assert squeue_of(hub, "bob") == []
+
+
+@pytest.fixture(scope="session")
+def model(hub: Host) -> dict[str, Any]:
+    """The cluster model the hub runs with (the preflight's, shipped by the batchspawner role), as JSON data."""
+    config = hub.file("/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json").content_string
+    data: dict[str, Any] = json.loads(config)["HPCSlurmSpawner"]["cluster"]
+    return data
 
 
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).resolve().parents[2] / "build" / "screenshots"))

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -23,13 +22,6 @@ from testinfra.host import Host
 SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
 AGREEMENT = "/opt/jupyterhub/hub/bin/jupyterhub-hpc-agreement"
 USERS = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob")}
-
-
-@pytest.fixture(scope="module")
-def model(hub: Host) -> dict[str, Any]:
-    """The cluster model the hub runs with (the preflight's, shipped by the batchspawner role)."""
-    data: dict[str, Any] = json.loads(hub.file(SPAWNER_CONFIG).content_string)["HPCSlurmSpawner"]["cluster"]
-    return data
 
 
 def host_of(model: dict[str, Any], node_type: str) -> str:
@@ -143,16 +135,19 @@ def test_a_burst_of_spawns_spreads_over_nodes_when_one_cannot_hold_them(
 def test_a_node_set_down_under_a_server_is_told_and_the_user_starts_on_another(
     hub: Host, base_url: str, model: dict[str, Any]
 ) -> None:
-    """carol's server runs; an operator sets its node down (scontrol, as on a failing node). Slurm ends the job
-    (NODE_FAIL, never requeued: the job script's --no-requeue), the hub notices at its poll, her next form says which
-    job and which node failed, and her new server runs on another node and computes."""
+    """carol's server runs; an operator sets its node down and drained (scontrol, as for a failing node). Slurm
+    ends the job (NODE_FAIL, never requeued: the job script's --no-requeue), the hub notices at its poll, her next
+    form says which job and which node failed, and her new server runs on another node and computes."""
     client = HubClient.fresh(base_url, "carol", "carol-demo", "shapes-node-down", verify=False)
     options = {"account": "def-carol", "cores": "1", "memory": "1000", "time": "1"}
     assert client.start_server(options).status_code in (201, 202)
     client.wait_until_ready(timeout=240)
     ((job_id, _user, _state, node),) = (line.split() for line in squeue_of(hub, "carol"))
     try:
+        # DOWN ends the node's jobs; DRAIN keeps it out of service (the demo's ReturnToService=2 would take a
+        # merely DOWN node back at its next registration), as an operator takes a failing node out.
         hub.check_output(f"scontrol update NodeName={node} State=DOWN Reason=molecule-node-down")
+        hub.check_output(f"scontrol update NodeName={node} State=DRAIN Reason=molecule-node-down")
         # JupyterHub polls each server every 30 s (poll_interval), plus jitter.
         noticed = wait_for(lambda: not client.user_model().get("servers", {}).get(""), timeout=120, interval=2)
         ended = hub.check_output(f"sacct -X -n -P -j {job_id} -o State").strip()

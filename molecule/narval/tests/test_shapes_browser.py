@@ -1,0 +1,1 @@
+../../fir/tests/test_shapes_browser.py
