@@ -21,12 +21,13 @@ mypy
 phase "unit tests (pytest)"
 pytest -q tests
 
-# CI runs "default" (every step of the standalone fault and browser scenarios runs inside it, on one converge) and
-# "conda" (the conda backend end to end); MOLECULE_SCENARIOS="a b" picks others, "all" runs every scenario.
+# CI runs "default" (every step of the standalone fault and browser scenarios runs inside it, on one converge),
+# "conda" (the conda backend end to end) and "narval" (a reference cluster's shapes: its GPUs and MIG slices);
+# MOLECULE_SCENARIOS="a b" picks others, "all" runs every scenario.
 all_scenarios=$(cd molecule && for d in */molecule.yml; do dirname "$d"; done)
-case "${MOLECULE_SCENARIOS:-default conda}" in
+case "${MOLECULE_SCENARIOS:-default conda narval}" in
   all) scenarios=$all_scenarios ;;
-  *) scenarios=${MOLECULE_SCENARIOS:-default conda} ;;
+  *) scenarios=${MOLECULE_SCENARIOS:-default conda narval} ;;
 esac
 for s in $scenarios; do
   phase "molecule test -s $s"
@@ -37,7 +38,8 @@ for s in $all_scenarios; do
   case " $scenarios " in *" $s "*) ;; *)
     case $s in
       # Their own hosts and a Slurm of a reference cluster's shapes: nothing of them runs inside 'default'.
-      fir|narval) why="a reference cluster's shapes, not run by CI yet" ;;
+      fir) why="Fir's shapes; CI runs Narval's, which has MIG slices too (60 minutes on 2 cores)" ;;
+      narval) why="a reference cluster's shapes" ;;
       *) why="its steps run inside 'default'" ;;
     esac
     echo "==> NOT RUN: molecule scenario $s ($why; run it alone: molecule test -s $s)" ;;
