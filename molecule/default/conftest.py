@@ -20,7 +20,7 @@ import urllib3
 from browser import CHROMIUM, CHROMIUM_FLAGS
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
-from molhelpers import HUB_DOMAIN, squeue_of
+from molhelpers import HUB_DOMAIN, server_of, squeue_of
 from playwright.sync_api import Browser, Page
 from testinfra.host import Host
 
@@ -97,12 +97,7 @@ def alice(base_url: str) -> Iterator[HubClient]:
 def running(base_url: str, hub: Host) -> Iterator[HubClient]:
     """bob's server, started once for a test module (its kernels, its modules panel) and stopped after it: no job
     of his is left in Slurm."""
-    client = HubClient(base_url, verify=False)
-    assert client.login("bob", "bob-demo").status_code == 302
-    client.create_token()
-    resp = client.start_server({"account": "def-bob"})
-    assert resp.status_code in (201, 202), resp.text
-    client.wait_until_ready(timeout=120)
+    client = server_of(base_url, "bob", "def-bob")
     yield client
     client.stop_server()
     assert squeue_of(hub, "bob") == []

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hubclient import HubClient
 from testinfra.host import Host
 
 # The scenario's jupyterhub_subdomain_host (host_vars/jhub-mol-hub.yml) is https://jhub.test:8443: the hub at this
@@ -18,6 +19,15 @@ from testinfra.host import Host
 HUB_DOMAIN = "jhub.test"
 
 STATE_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "faults"
+
+
+def server_of(base_url: str, user: str, account: str) -> HubClient:
+    """A demo user logged in with a token and a ready server (one left by an earlier step is stopped first)."""
+    client = HubClient.fresh(base_url, user, f"{user}-demo", "molecule", verify=False)
+    resp = client.start_server({"account": account})
+    assert resp.status_code in (201, 202), resp.text
+    client.wait_until_ready(timeout=120)
+    return client
 
 
 def squeue_of(hub: Host, user: str) -> list[str]:

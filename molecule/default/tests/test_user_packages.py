@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from hubclient import HubClient
-from molhelpers import squeue_of
+from molhelpers import server_of, squeue_of
 from testinfra.host import Host
 
 PACKAGE = "jupyterhub-idle-culler"
@@ -28,14 +28,7 @@ def forget_package(hub: Host) -> None:
 @pytest.fixture(scope="module")
 def session(base_url: str, hub: Host) -> Iterator[HubClient]:
     forget_package(hub)
-    client = HubClient(base_url, verify=False)
-    assert client.login("alice", "alice-demo").status_code == 302
-    client.create_token()
-    if client.user_model()["servers"]:
-        client.stop_server()
-    resp = client.start_server({"account": "def-alice"})
-    assert resp.status_code in (201, 202), resp.text
-    client.wait_until_ready(timeout=120)
+    client = server_of(base_url, "alice", "def-alice")
     yield client
     client.stop_server()
     assert squeue_of(hub, "alice") == []
