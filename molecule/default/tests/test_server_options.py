@@ -152,11 +152,12 @@ def test_an_api_requests_job_script_holds_the_validated_values_only(alice: HubCl
     alice.wait_until_ready(timeout=120)
     ((job_id, *_),) = (line.split() for line in squeue_of(hub, "alice"))
     script = hub.check_output(f"scontrol write batch_script {job_id} -")
-    directives = dict(line.split("=", 1) for line in script.splitlines() if line.startswith("#SBATCH "))
+    # "#SBATCH --name=value", or a flag ("--no-requeue") with the value "".
+    directives = dict((*line.split("=", 1), "")[:2] for line in script.splitlines() if line.startswith("#SBATCH "))
     assert sorted(directives) == sorted(
         f"#SBATCH --{name}"
         for name in (
-            *("job-name", "output", "chdir", "export", "nodes", "ntasks"),  # the role's template and settings
+            *("job-name", "output", "chdir", "export", "nodes", "ntasks", "no-requeue"),  # the role's template
             *("partition", "account", "time", "mem", "cpus-per-task"),  # the validated request (no GPU asked)
         )
     )
@@ -168,4 +169,5 @@ def test_an_api_requests_job_script_holds_the_validated_values_only(alice: HubCl
         "mem": "1024M",
         "cpus-per-task": "2",
     }
+    assert directives["#SBATCH --no-requeue"] == ""  # a server's job is never run twice
     alice.stop_server()
