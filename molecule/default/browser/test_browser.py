@@ -20,6 +20,20 @@ Shot = Callable[[str], Path]
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 
 
+def typed_in_terminal(page: Page, hub: Host, user: str, command: str) -> str:
+    """Types a command into the focused terminal and returns what it printed. The terminal draws on a canvas (no
+    text in the page): the output is teed to a file in the user's home, read from the shared home, then removed."""
+    path = f"/home/{user}/terminal-check.txt"
+    hub.run(f"rm -f {path}")
+    page.keyboard.type(f"{command} | tee ~/terminal-check.txt")
+    page.keyboard.press("Enter")
+    check = hub.file(path)
+    wait_for(lambda: check.exists and check.content_string.strip(), timeout=30)
+    said = check.content_string.strip()
+    hub.run(f"rm -f {path}")
+    return said
+
+
 def stop_server_of(base_url: str, user: str) -> None:
     HubClient.fresh(base_url, user, f"{user}-demo", "browser test clean-up", verify=False)
 
@@ -129,14 +143,9 @@ def test_terminal_interface_lands_on_a_terminal_inside_the_job(
     terminal = page.locator(".xterm-screen, .xterm")
     terminal.first.wait_for(timeout=60_000)
     terminal.first.click()
-    hub.run("rm -f /home/bob/terminal-check.txt")
-    # The terminal draws on a canvas (no text in the page): what it ran is read from the shared home instead.
-    page.keyboard.type("echo job=$SLURM_JOB_ID on $(hostname) | tee ~/terminal-check.txt")
-    page.keyboard.press("Enter")
-    check = hub.file("/home/bob/terminal-check.txt")
-    wait_for(lambda: check.exists and check.content_string.strip(), timeout=30)
+    said = typed_in_terminal(page, hub, "bob", "echo job=$SLURM_JOB_ID on $(hostname)")
     (job,) = (line.split()[0] for line in squeue_of(hub, "bob"))
-    assert check.content_string.strip() == f"job={job} on jhub-mol-node1"
+    assert said == f"job={job} on jhub-mol-node1"
     shot("08-terminal")
     stop_server_of(base_url, "bob")
 
@@ -169,20 +178,14 @@ def test_software_modules_panel_loads_a_module_for_new_terminals(
     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # the README's picture of the panel
     page.screenshot(path=DOCS_SCREENSHOTS / "12-software-modules.png")
 
-    hub.run("rm -f /home/bob/module-check.txt")
     page.locator(".jp-LauncherCard", has_text="Terminal").click()
     terminal = page.locator(".jp-Terminal .xterm-screen")
     terminal.first.wait_for(timeout=60_000)
     terminal.first.click()
-    # The terminal draws on a canvas: what it ran is read from the shared home.
-    page.keyboard.type('echo "$(demo-tools) job=$SLURM_JOB_ID" | tee ~/module-check.txt')
-    page.keyboard.press("Enter")
-    check = hub.file("/home/bob/module-check.txt")
-    wait_for(lambda: check.exists and check.content_string.strip(), timeout=30)
+    said = typed_in_terminal(page, hub, "bob", 'echo "$(demo-tools) job=$SLURM_JOB_ID"')
     (job,) = (line.split()[0] for line in squeue_of(hub, "bob"))
-    assert check.content_string.strip() == f"demo-tools 1.0 job={job}"
+    assert said == f"demo-tools 1.0 job={job}"
     shot("13-software-modules-terminal")
-    hub.run("rm -f /home/bob/module-check.txt")
     stop_server_of(base_url, "bob")
 
 
