@@ -9,8 +9,10 @@ import html
 from pathlib import Path
 
 import pytest
+from test_form_unit import MODEL
 from test_spawner_unit import fake, spawner
 
+from jupyterhub_hpc import form
 from jupyterhub_hpc.job_end import JobEnd
 
 
@@ -27,6 +29,8 @@ from jupyterhub_hpc.job_end import JobEnd
         ("<script> node7", JobEnd("42")),
         ("NODE_FAIL node7 and more words", JobEnd("42", "NODE_FAIL", "")),
         ("NODE_FAIL " + "n" * 65, JobEnd("42", "NODE_FAIL", "")),
+        ("NODE_FAIL <svg/onload=alert(1)>", JobEnd("42", "NODE_FAIL", "")),
+        ("NODE_FAIL node7;reboot", JobEnd("42", "NODE_FAIL", "")),
         ("A" * 33 + " node7", JobEnd("42")),
     ],
 )
@@ -116,6 +120,8 @@ def test_when_squeue_has_forgotten_the_job_slurms_accounting_tells(
     s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", "true") + " {job_id}", sacct=sacct)
     s.job_id = "42"
     assert asyncio.run(s.poll()) == 1
+    assert not calls.exists()  # poll never waits for slurmdbd: the form that tells the end asks
+    asyncio.run(s.render_form())
     assert s._job_end == expected
     assert calls.read_text().split() == [
         "--noheader",
@@ -124,3 +130,50 @@ def test_when_squeue_has_forgotten_the_job_slurms_accounting_tells(
         "--jobs=42",
         "--format=State,NodeList",
     ]
+
+
+def test_the_shared_job_boards_last_word_is_kept_without_asking_again(tmp_path: Path) -> None:
+    """The deployed path: the hub's one squeue for all jobs lists the job under the state it ended in. That is
+    Slurm saying it is gone (not "no answer"), and its state and node are what the form tells; the user's own
+    squeue and sacct are not run."""
+    calls = tmp_path / "calls"
+    board = fake(tmp_path, "squeue-all", "echo '42 NODE_FAIL node7'")
+    per_job = fake(tmp_path, "squeue", f"echo squeue >>{calls}; echo 'RUNNING node7'")
+    sacct = fake(tmp_path, "sacct", f"echo sacct >>{calls}")
+    s = spawner(tmp_path, job_board_cmd=board + " {job_ids}", batch_query_cmd=per_job + " {job_id}", sacct=sacct)
+    s.job_id = "42"
+    assert asyncio.run(s.poll()) == 1
+    assert "Your previous server (Slurm job 42) ended: its node node7 failed" in asyncio.run(s.render_form())
+    assert not calls.exists()
+
+
+def test_a_server_that_exited_by_itself_is_not_news(tmp_path: Path) -> None:
+    """COMPLETED: the user shut the server down (JupyterLab's File > Shut Down); the next form is the plain one."""
+    for squeue, accounting in (("echo 'COMPLETED node7'", "true"), ("true", "echo 'COMPLETED|node7'")):
+        sacct = fake(tmp_path, "sacct", accounting)
+        s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", squeue) + " {job_id}", sacct=sacct)
+        s.job_id = "42"
+        assert asyncio.run(s.poll()) == 1
+        assert "hpc-job-end" not in asyncio.run(s.render_form())
+        assert "job_end" not in s.get_state()
+
+
+def test_a_new_start_forgets_the_older_jobs_notice(tmp_path: Path) -> None:
+    """Told on the form that asked for the start: after it (even a failed one) the form no longer says it."""
+    sbatch = fake(tmp_path, "sbatch", "cat >/dev/null; echo 'sbatch: error: Invalid account' >&2; exit 1")
+    s = spawner(tmp_path, batch_submit_cmd=sbatch)
+    s.load_state({"job_end": JobEnd("41", "NODE_FAIL", "node7").to_state()})
+
+    async def start() -> None:
+        await s.apply_options({"account": "def-alice"})
+        await s.start()
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(start())
+    assert "hpc-job-end" not in asyncio.run(s.render_form())
+
+
+def test_the_form_escapes_the_notice_whatever_it_holds() -> None:
+    page = form.render(MODEL, ["def-alice"], {}, "<script>alert(1)</script> & more")
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page

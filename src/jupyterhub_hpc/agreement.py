@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyterhub_hpc.commands import clean_env
 from jupyterhub_hpc.model import Bounds, Cluster, Request
 from jupyterhub_hpc.resources import ResourceError, validate_cluster, validate_request
 
@@ -236,7 +237,11 @@ def sbatch_runner(command: Sequence[str], timeout: float = 60) -> Sbatch:
     def run(options: Sequence[str]) -> tuple[bool, str]:
         argv = [*command, "--test-only", "--job-name=jupyterhub-agreement", *options]
         try:
-            done = subprocess.run(argv, input=_SCRIPT, capture_output=True, text=True, timeout=timeout, check=False)
+            # The hub's sbatch gets a clean environment: SBATCH_* or SLURM_* of the operator's shell would change
+            # Slurm's verdict here and not there.
+            done = subprocess.run(
+                argv, input=_SCRIPT, capture_output=True, text=True, timeout=timeout, check=False, env=clean_env()
+            )
         except (OSError, subprocess.TimeoutExpired) as err:
             return False, f"could not run {shlex.join(argv)}: {err}"
         output = " ".join((done.stderr + " " + done.stdout).split())

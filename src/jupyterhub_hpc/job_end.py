@@ -5,7 +5,8 @@ set down. The hub notices at its next poll and shows "Start My Server"; ``JobEnd
 the job (the job board's ``%T %B`` line: state and node) so the form can say what happened and what to do.
 
 Slurm's words only (job id, state, node name), each checked against a pattern and a length: nothing the user's job
-prints reaches this, and a line that does not parse keeps only the job id.
+prints reaches this, and a line that does not parse keeps only the job id. A job that ended ``COMPLETED`` is a
+server that exited by itself (JupyterLab's File > Shut Down): not news, nothing is kept.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from typing import Any
 
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
+from jupyterhub_hpc.ledger import JOB_ID
 
-_JOB_ID = re.compile(r"[0-9]{1,20}(?:_[0-9]{1,10})?")
+#: The states squeue and sacct give a job that has ended (squeue's %T, sacct's State without "by <uid>").
+ENDED_STATES = frozenset(
+    {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
+)
 _STATE = re.compile(r"[A-Z_]{1,32}")
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -52,14 +57,25 @@ class JobEnd:
     node: str = ""
 
     @classmethod
-    def from_status(cls, job_id: str, status: str) -> JobEnd | None:
-        """From the job's id and Slurm's last ``%T %B`` line for it; None if the id is not a Slurm job id."""
-        if not _JOB_ID.fullmatch(job_id):
+    def checked(cls, job_id: str, state: str, node: str) -> JobEnd | None:
+        """Each part checked: None if the id is not a Slurm job id or the job completed by itself; a state or node
+        of another shape is dropped (a node only with its state)."""
+        if not JOB_ID.fullmatch(job_id) or state == "COMPLETED":
             return None
+        state = state if _STATE.fullmatch(state) else ""
+        return cls(job_id, state, node if state and _NODE.fullmatch(node) else "")
+
+    @classmethod
+    def from_status(cls, job_id: str, status: str) -> JobEnd | None:
+        """From the job's id and Slurm's last ``%T %B`` line for it (squeue's)."""
         fields = status.split()
-        state = fields[0] if fields and _STATE.fullmatch(fields[0]) else ""
-        node = fields[1] if state and len(fields) == 2 and _NODE.fullmatch(fields[1]) else ""
-        return cls(job_id, state, node)
+        return cls.checked(job_id, fields[0] if fields else "", fields[1] if len(fields) == 2 else "")
+
+    @classmethod
+    def from_accounting(cls, job_id: str, line: str) -> JobEnd | None:
+        """From sacct's ``State|NodeList`` line for the job (``CANCELLED by 1001|node7``)."""
+        state, _bar, node = line.partition("|")
+        return cls.checked(job_id, (state.split() or [""])[0], node.strip())
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> JobEnd | None:
@@ -70,7 +86,7 @@ class JobEnd:
         job_id, status, node = saved.get("job_id"), saved.get("state", ""), saved.get("node", "")
         if not (isinstance(job_id, str) and isinstance(status, str) and isinstance(node, str)):
             return None
-        return cls.from_status(job_id, f"{status} {node}".strip())
+        return cls.checked(job_id, status, node)
 
     def to_state(self) -> dict[str, str]:
         return {"job_id": self.job_id, "state": self.state, "node": self.node}
@@ -83,3 +99,9 @@ class JobEnd:
         if self.state in ("NODE_FAIL", "BOOT_FAIL") and not self.node:
             template = OTHER
         return _(template).format(job_id=self.job_id, state=self.state, node=self.node)
+
+
+def has_ended(status: str) -> bool:
+    """Whether Slurm's line for a job (squeue's ``%T ...``) names a state the job ended in."""
+    fields = status.split()
+    return bool(fields) and fields[0] in ENDED_STATES

@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-_JOB_ID = re.compile(r"[0-9]{1,20}")
+#: A Slurm job id as sbatch --parsable returns the hub's (no arrays, no cluster name): the one rule of the package.
+JOB_ID = re.compile(r"[0-9]{1,20}")
 _USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
 
 
@@ -37,14 +38,14 @@ class JobLedger:
             with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
                 saved = json.loads(self.path.read_text())
                 for job_id, (user, when) in saved.get("jobs", {}).items():
-                    if _JOB_ID.fullmatch(str(job_id)) and _USER.fullmatch(str(user)):
+                    if JOB_ID.fullmatch(str(job_id)) and _USER.fullmatch(str(user)):
                         self._jobs[str(job_id)] = (str(user), float(when))
                 for user, when in saved.get("lost", {}).items():
                     if _USER.fullmatch(str(user)):
                         self._lost[str(user)] = float(when)
 
     def add(self, job_id: str, user: str) -> None:
-        if not (_JOB_ID.fullmatch(job_id) and _USER.fullmatch(user)):
+        if not (JOB_ID.fullmatch(job_id) and _USER.fullmatch(user)):
             raise ValueError(f"not a job id and user name: {job_id[:24]!r} {user[:40]!r}")
         self._jobs[job_id] = (user, time.time())
         self._save()

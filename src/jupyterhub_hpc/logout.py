@@ -23,7 +23,6 @@ hub's own records.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,9 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from jupyterhub.handlers.login import LogoutHandler
 
-Outcome = Literal["stopped", "stopping", "cancelled", "failed", "kept"]
+from jupyterhub_hpc.ledger import JOB_ID
 
-_JOB_ID = re.compile(r"[0-9]{1,20}")
+Outcome = Literal["stopped", "stopping", "cancelled", "failed", "kept"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def job_of(spawner: Any) -> str:
     """The Slurm job of a spawner (running or still being submitted), or "" if it has none."""
     for attribute in ("job_id", "_submitted_job"):
         value = str(getattr(spawner, attribute, "") or "")
-        if _JOB_ID.fullmatch(value):
+        if JOB_ID.fullmatch(value):
             return value
     return ""
 

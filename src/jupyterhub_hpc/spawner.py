@@ -48,8 +48,8 @@ from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_board import JobBoard
-from jupyterhub_hpc.job_end import JobEnd
-from jupyterhub_hpc.ledger import JobLedger
+from jupyterhub_hpc.job_end import JobEnd, has_ended
+from jupyterhub_hpc.ledger import JOB_ID, JobLedger
 from jupyterhub_hpc.model import Cluster, Request
 
 # batchspawner's port callback sets any attribute a user's token posts: replaced by one that takes only the port.
@@ -72,10 +72,6 @@ JOB_TAIL = Path(__file__).with_name("job_tail.py")
 
 # Characters a job's output may not bring into a message shown to the user (controls other than newline and tab).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# squeue lists an ended job (for MinJobAge) under the state it ended in: Slurm saying it is gone, as an empty answer.
-_ENDED = re.compile(
-    r"(?:BOOT_FAIL|CANCELLED|COMPLETED|DEADLINE|FAILED|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|TIMEOUT)(?:\s|$)"
-)
 
 # JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
 DEFAULT_TIMEOUT_HELP = N_(
@@ -332,7 +328,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             if result.returncode != 0:
                 continue  # no answer yet
             for job_id in result.stdout.decode(errors="replace").split():
-                if job_id.isascii() and job_id.isdigit() and job_id not in owned:
+                if JOB_ID.fullmatch(job_id) and job_id not in owned:
                     self.ledger.add(job_id, user)  # cancelled from the ledger, this round or the next
                     cancelled += [job_id] if await self._cancel_recorded(job_id, user) else []
             self.ledger.remove_lost(user)
@@ -397,7 +393,10 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         model = self.model
         accounts = await self.user_accounts()
         previous = self._submitted or self.user_options or {}
-        notice = self._job_end.message() if self._job_end else ""
+        end = self._job_end
+        if end is not None and not end.state:  # squeue had forgotten the job: Slurm's accounting, once asked
+            self._job_end = end = await self.accounted_end(end)
+        notice = end.message() if end else ""
         return form.render(model, accounts, previous, notice)
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
@@ -529,6 +528,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """batchspawner's start, watched: a job that ends before its server reports a port (batchspawner would
         wait for the full start_timeout) fails the spawn within seconds, with the end of the job's output; a job
         still pending when the time is up is cancelled, and the user is told why and what to try."""
+        self._job_end = None  # told on the form that asked for this start; it is about an older job
         starting = asyncio.ensure_future(super().start())
         began = time.monotonic()
         limit = self.pending_timeout or max(self.start_timeout - 10.0, self.job_watch_interval)
@@ -540,7 +540,6 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                     ip, port = starting.result()
                     await self.wait_for_port(ip, port)
                     started = True
-                    self._job_end = None  # told; this server is the one running now
                     return ip, port
                 job_id = self._submitted_job
                 if not (job_id and self.job_id):
@@ -647,23 +646,23 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         if status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.UNKNOWN):
             return None
         if job_id:
+            # sacct (when squeue has forgotten the job) is asked by the form that tells it, not here: poll runs for
+            # every server, at hub start too, and must not wait for slurmdbd.
             self._job_end = JobEnd.from_status(job_id, self.job_status or "")
-            if self._job_end and not self._job_end.state:
-                self._job_end = await self.accounted_end(job_id) or self._job_end
             if self._job_end:
                 self.log.warning("The server of %s ended under it: job %s %s", self.user.name, job_id, self._job_end)
         self.clear_state()
         return 1
 
-    async def accounted_end(self, job_id: str) -> JobEnd | None:
-        """How Slurm's accounting says the job ended (its first line: ``STATE[ by UID]|NODELIST``), or None."""
+    async def accounted_end(self, end: JobEnd) -> JobEnd | None:
+        """``end`` as Slurm's accounting tells it (sacct's first line, ``STATE[ by UID]|NODELIST``): None if the job
+        completed by itself; ``end`` unchanged if sacct gives no answer."""
         if not self.job_end_cmd:
-            return None
-        result = await self.run_limited(self.job_end_cmd.format(job_id=shlex.quote(job_id)), limit=4096)
+            return end
+        result = await self.run_limited(self.job_end_cmd.format(job_id=shlex.quote(end.job_id)), limit=4096)
         if result.returncode != 0 or result.timed_out:
-            return None
-        state, _bar, nodes = result.stdout.decode(errors="replace").partition("\n")[0].partition("|")
-        return JobEnd.from_status(job_id, f"{(state.split() or [''])[0]} {nodes.strip()}")
+            return end
+        return JobEnd.from_accounting(end.job_id, result.stdout.decode(errors="replace").partition("\n")[0])
 
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = super().get_state()
@@ -691,6 +690,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                     return JobStatus.RUNNING
                 if self.state_ispending():
                     return JobStatus.PENDING
+                if has_ended(line):  # listed under the state it ended in (MinJobAge): gone, Slurm's last word kept
+                    self.ledger.remove(self.job_id)
+                    return JobStatus.NOTFOUND
             elif line is None:
                 self.job_status = ""
                 self.log.warning("Slurm gave no answer about job %s, keeping it", self.job_id)
@@ -698,7 +700,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         job_id = self.job_id
         status = await super().query_job_status()
         text = (self.job_status or "").strip()
-        if status == JobStatus.NOTFOUND and text and not (_ENDED.match(text) or "Invalid job id specified" in text):
+        if status == JobStatus.NOTFOUND and text and not (has_ended(text) or "Invalid job id specified" in text):
             self.log.warning("Slurm gave no answer about job %s, keeping it: %s", job_id, text[-300:])
             return JobStatus.UNKNOWN
         if status == JobStatus.NOTFOUND and job_id:
