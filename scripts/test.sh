@@ -38,7 +38,7 @@ for s in $all_scenarios; do
   case " $scenarios " in *" $s "*) ;; *)
     case $s in
       # Their own hosts and a Slurm of a reference cluster's shapes: nothing of them runs inside 'default'.
-      fir) why="Fir's shapes; CI runs Narval's, which has MIG slices too (60 minutes on 2 cores)" ;;
+      fir) why="Fir's shapes: the same tests as Narval's, which CI runs (CI stays under 60 minutes on 2 cores)" ;;
       narval) why="a reference cluster's shapes" ;;
       *) why="its steps run inside 'default'" ;;
     esac

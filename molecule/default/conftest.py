@@ -20,7 +20,7 @@ import urllib3
 from browser import CHROMIUM, CHROMIUM_FLAGS
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
-from molhelpers import HUB_DOMAIN, server_of, squeue_of
+from molhelpers import HUB_DOMAIN, SPAWNER_CONFIG, server_of, squeue_of
 from playwright.sync_api import Browser, Page
 from testinfra.host import Host
 
@@ -106,7 +106,7 @@ def running(base_url: str, hub: Host) -> Iterator[HubClient]:
 @pytest.fixture(scope="session")
 def model(hub: Host) -> dict[str, Any]:
     """The cluster model the hub runs with (the preflight's, shipped by the batchspawner role), as JSON data."""
-    config = hub.file("/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json").content_string
+    config = hub.file(SPAWNER_CONFIG).content_string
     data: dict[str, Any] = json.loads(config)["HPCSlurmSpawner"]["cluster"]
     return data
 

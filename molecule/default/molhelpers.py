@@ -21,13 +21,37 @@ HUB_DOMAIN = "jhub.test"
 STATE_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp")) / "faults"
 
 
-def server_of(base_url: str, user: str, account: str) -> HubClient:
-    """A demo user logged in with a token and a ready server (one left by an earlier step is stopped first)."""
+# The hub's spawner configuration: the cluster model it runs with (the preflight's, shipped by the batchspawner role).
+SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
+
+
+def server_of(
+    base_url: str, user: str, account: str, options: dict[str, str] | None = None, timeout: float = 120
+) -> HubClient:
+    """A demo user logged in with a token and a ready server with these options (one left by an earlier step is
+    stopped first)."""
     client = HubClient.fresh(base_url, user, f"{user}-demo", "molecule", verify=False)
-    resp = client.start_server({"account": account})
+    resp = client.start_server({"account": account, **(options or {})})
     assert resp.status_code in (201, 202), resp.text
-    client.wait_until_ready(timeout=120)
+    client.wait_until_ready(timeout=timeout)
     return client
+
+
+def host_of(model: dict[str, Any], node_type: str) -> str:
+    """The compute container of a node type in the shapes scenarios (molecule.yml: jhub-mol-<cluster>-<type>)."""
+    return f"jhub-mol-{model['name']}-{node_type.replace('_', '-')}"
+
+
+def gpu_request(model: dict[str, Any], mig: bool) -> tuple[str, str, int, int] | None:
+    """The first GPU type the form offers that is (or is not) a MIG slice, with the recommended cores and memory
+    for one (memory within the form's maximum): (node type, GPU type, cores, memory MB)."""
+    form = model["form"]
+    for gpu_type in form["gpus"]["types"]:
+        for name, node in sorted(model["node_types"].items()):
+            gpu = node["gpus"].get(gpu_type)
+            if gpu and (gpu["mig_of"] is not None) == mig:
+                return name, gpu_type, gpu["cores"], min(gpu["memory_mb"], form["memory"]["max"])
+    return None
 
 
 def squeue_of(hub: Host, user: str) -> list[str]:

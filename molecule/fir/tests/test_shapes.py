@@ -16,17 +16,10 @@ from typing import Any
 
 import pytest
 from hubclient import HubClient
-from molhelpers import squeue_of, wait_for
+from molhelpers import SPAWNER_CONFIG, gpu_request, host_of, server_of, squeue_of, wait_for
 from testinfra.host import Host
 
-SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
 AGREEMENT = "/opt/jupyterhub/hub/bin/jupyterhub-hpc-agreement"
-USERS = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob")}
-
-
-def host_of(model: dict[str, Any], node_type: str) -> str:
-    """The compute container of a node type (molecule.yml: jhub-mol-<cluster>-<type>)."""
-    return f"jhub-mol-{model['name']}-{node_type.replace('_', '-')}"
 
 
 def memory_mb(value: str) -> int:
@@ -46,18 +39,6 @@ def test_the_hub_and_slurm_agree_on_every_physical_fit(hub: Host, model: dict[st
     assert "Disagreements: 0" in result.stdout
 
 
-def gpu_request(model: dict[str, Any], mig: bool) -> tuple[str, str, int, int] | None:
-    """The first GPU type the form offers that is (or is not) a MIG slice, with the recommended cores and memory
-    for one (memory within the form's maximum): (node type, GPU type, cores, memory MB)."""
-    form = model["form"]
-    for gpu_type in form["gpus"]["types"]:
-        for name, node in sorted(model["node_types"].items()):
-            gpu = node["gpus"].get(gpu_type)
-            if gpu and (gpu["mig_of"] is not None) == mig:
-                return name, gpu_type, gpu["cores"], min(gpu["memory_mb"], form["memory"]["max"])
-    return None
-
-
 @pytest.mark.parametrize("mig", [False, True], ids=["full GPU", "MIG slice"])
 def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
     hub: Host, base_url: str, model: dict[str, Any], mig: bool
@@ -67,13 +48,9 @@ def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
         pytest.skip(f"{model['name']}'s form offers no {'MIG slice' if mig else 'full GPU'}")
     node_type, gpu_type, cores, memory = wanted
     user = "bob" if mig else "alice"
-    password, account = USERS[user]
-    client = HubClient.fresh(base_url, user, password, f"shapes-{gpu_type}", verify=False)
-    options = {"account": account, "cores": str(cores), "memory": str(memory), "gpu": f"{gpu_type}:1", "time": "1"}
-    resp = client.start_server(options)
-    assert resp.status_code in (201, 202), resp.text
+    options = {"cores": str(cores), "memory": str(memory), "gpu": f"{gpu_type}:1", "time": "1"}
+    client = server_of(base_url, user, f"def-{user}", options, timeout=240)
     try:
-        client.wait_until_ready(timeout=240)
         jobs = squeue_of(hub, user)
         assert len(jobs) == 1, jobs
         job_id, _, state, node = jobs[0].split()
@@ -100,14 +77,11 @@ def test_a_burst_of_spawns_spreads_over_nodes_when_one_cannot_hold_them(
     than one (Narval: 3 x 125000 MB > 256000 MB on its cpu node; Fir's cpu node holds 3 x 250000 MB), and never on
     a GPU node."""
     memory = model["form"]["memory"]["max"]
-    users = {"alice": ("alice-demo", "def-alice"), "bob": ("bob-demo", "def-bob"), "carol": ("carol-demo", "def-carol")}
-    clients = {
-        user: HubClient.fresh(base_url, user, password, "shapes-burst", verify=False)
-        for user, (password, _) in users.items()
-    }
+    users = ("alice", "bob", "carol")
+    clients = {user: HubClient.fresh(base_url, user, f"{user}-demo", "shapes-burst", verify=False) for user in users}
     try:
         for user, client in clients.items():
-            resp = client.start_server({"account": users[user][1], "cores": "1", "memory": str(memory), "time": "1"})
+            resp = client.start_server({"account": f"def-{user}", "cores": "1", "memory": str(memory), "time": "1"})
             assert resp.status_code in (201, 202), resp.text
         for client in clients.values():
             client.wait_until_ready(timeout=300)
@@ -138,10 +112,8 @@ def test_a_node_set_down_under_a_server_is_told_and_the_user_starts_on_another(
     """carol's server runs; an operator sets its node down and drained (scontrol, as for a failing node). Slurm
     ends the job (NODE_FAIL, never requeued: the job script's --no-requeue), the hub notices at its poll, her next
     form says which job and which node failed, and her new server runs on another node and computes."""
-    client = HubClient.fresh(base_url, "carol", "carol-demo", "shapes-node-down", verify=False)
-    options = {"account": "def-carol", "cores": "1", "memory": "1000", "time": "1"}
-    assert client.start_server(options).status_code in (201, 202)
-    client.wait_until_ready(timeout=240)
+    options = {"cores": "1", "memory": "1000", "time": "1"}
+    client = server_of(base_url, "carol", "def-carol", options, timeout=240)
     ((job_id, _user, _state, node),) = (line.split() for line in squeue_of(hub, "carol"))
     try:
         # DOWN ends the node's jobs; DRAIN keeps it out of service (the demo's ReturnToService=2 would take a
@@ -158,7 +130,7 @@ def test_a_node_set_down_under_a_server_is_told_and_the_user_starts_on_another(
         told = f"Your previous server (Slurm job {job_id}) ended: its node {node} failed or was taken out of service."
         assert told in form.text, form.text[:3000]
 
-        assert client.start_server(options).status_code in (201, 202)
+        assert client.start_server({"account": "def-carol", **options}).status_code in (201, 202)
         client.wait_until_ready(timeout=240)
         ((_job, _user, state, elsewhere),) = (line.split() for line in squeue_of(hub, "carol"))
         assert state == "RUNNING" and elsewhere != node
@@ -167,5 +139,6 @@ def test_a_node_set_down_under_a_server_is_told_and_the_user_starts_on_another(
         client.stop_server()
         assert "hpc-job-end" not in client.session.get(client.url("/hub/spawn"), timeout=60).text
     finally:
-        client.stop_server()
+        # The node back in service first: a stop that fails must not leave it drained for the next test.
         hub.run(f"scontrol update NodeName={node} State=RESUME")
+        client.stop_server()

@@ -10,9 +10,8 @@ from typing import Any
 
 from browser import expect, log_in, submit_form
 from hubclient import HubClient
-from molhelpers import squeue_of
+from molhelpers import gpu_request, host_of, squeue_of
 from playwright.sync_api import Page
-from test_shapes import gpu_request, host_of
 from testinfra.host import Host
 
 
@@ -28,15 +27,17 @@ def test_a_gpu_picked_on_the_form_lands_in_jupyterlab_on_its_node(
     expect(page.locator(".hpc-cluster")).to_contain_text(model["display_name"])
     # Every GPU type of the form, one each (form.gpus.max of each), after "None".
     offered = page.locator("#gpu option").all_text_contents()
-    assert offered[0] != "" and len(offered) == 1 + len(model["form"]["gpus"]["types"]), offered
+    assert offered[0] == "None" and len(offered) == 1 + len(model["form"]["gpus"]["types"]), offered
     expect(page.locator(f'#gpu option[value="{gpu_type}:1"]')).to_have_text(f"1 x {gpu_type}")
-    submit_form(page, account="def-bob", time="1", cores=str(cores), memory=str(memory), gpu=f"{gpu_type}:1")
-    page.wait_for_url(re.compile(r".*/user/bob/lab.*"), timeout=240_000)
-    page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
-    path: Path = shot(f"shape-{model['name']}-gpu-lab")
-    print(f"{gpu_type} on {model['name']}: JupyterLab ({path})")
-    ((job_id, _user, state, node),) = (line.split() for line in squeue_of(hub, "bob"))
-    assert state == "RUNNING" and node == host_of(model, node_type)
-    show = hub.check_output(f"scontrol show job {job_id}")
-    assert f"TresPerNode=gres:gpu:{gpu_type}:1" in show, show
-    HubClient.fresh(base_url, "bob", "bob-demo", "shapes browser clean-up", verify=False)
+    try:
+        submit_form(page, account="def-bob", time="1", cores=str(cores), memory=str(memory), gpu=f"{gpu_type}:1")
+        page.wait_for_url(re.compile(r".*/user/bob/lab.*"), timeout=240_000)
+        page.locator(".jp-LauncherCard").first.wait_for(timeout=60_000)
+        path: Path = shot(f"shape-{model['name']}-gpu-lab")
+        print(f"{gpu_type} on {model['name']}: JupyterLab ({path})")
+        ((job_id, _user, state, node),) = (line.split() for line in squeue_of(hub, "bob"))
+        assert state == "RUNNING" and node == host_of(model, node_type)
+        show = hub.check_output(f"scontrol show job {job_id}")
+        assert f"TresPerNode=gres:gpu:{gpu_type}:1" in show, show
+    finally:
+        HubClient.fresh(base_url, "bob", "bob-demo", "shapes browser clean-up", verify=False)
