@@ -3,9 +3,10 @@ copies with the variable named; the rendered spawner configuration matches its g
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -135,40 +136,165 @@ def test_the_hub_loads_exactly_the_model_the_preflight_validated(cluster: str) -
     assert Cluster.from_data(shipped) == validated
 
 
+def sudo_words(entry: str) -> list[str]:
+    r"""A Cmnd entry's words as sudoers reads them: `\` before one of `,:=\ #` and blanks is dropped (that
+    character is then literal), before a glob character (`*?[]!`) kept for the glob."""
+    words, word, i = [], "", 0
+    while i < len(entry):
+        char = entry[i]
+        if char == "\\" and i + 1 < len(entry):
+            nxt = entry[i + 1]
+            word += nxt if nxt in ",:=\\ \t#" else char + nxt
+            i += 2
+            continue
+        if char in " \t":
+            if word:
+                words.append(word)
+            word = ""
+        else:
+            word += char
+        i += 1
+    return [*words, word] if word else words
+
+
+def sudo_glob(pattern: str) -> re.Pattern[str]:
+    r"""sudo's argument glob (fnmatch without FNM_PATHNAME): `*` any characters, spaces and `/` included; `?` one;
+    `[...]` one of a class (`[!...]` none of it); `\x` the character x."""
+    out, i = "", 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            out, i = out + re.escape(pattern[i + 1]), i + 2
+        elif char == "*":
+            out, i = out + ".*", i + 1
+        elif char == "?":
+            out, i = out + ".", i + 1
+        elif char == "[" and "]" in pattern[i + 2 :]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            negate = body[:1] == "!"
+            out += "[" + ("^" if negate else "") + body[negate:].replace("\\", "\\\\") + "]"
+            i = end + 1
+        else:
+            out, i = out + re.escape(char), i + 1
+    return re.compile(out, re.DOTALL)
+
+
 def sudo_allows(rule: str, command: str) -> bool:
-    """Whether a Cmnd_Alias entry allows the command line, as sudo matches them (fnmatch-style wildcards; no
-    wildcard: the same arguments exactly)."""
-    return fnmatch.fnmatchcase(command, rule) if "*" in rule else command == rule
+    """Whether a Cmnd_Alias entry allows the command line (shell words, as the spawner's shell hands them to sudo), as
+    sudo matches them: the same command; the arguments joined by single spaces, compared with the entry's as one
+    string: by glob when the entry's have a wildcard, else exactly; an entry without arguments allows any, `""` none."""
+    command_path, *rule_args = sudo_words(rule)
+    argv = shlex.split(command)
+    if argv[0] != command_path:
+        return False
+    if not rule_args:
+        return True
+    args, wanted = " ".join(argv[1:]), " ".join(rule_args)
+    if wanted == '""':
+        return args == ""
+    if any(char in wanted for char in "*?["):
+        return sudo_glob(wanted).fullmatch(args) is not None
+    return args == wanted
+
+
+def sudo_rules(sudoers: str) -> list[str]:
+    r"""The entries of the rendered file's Cmnd_Alias (lines ending in `\` go on), split at unescaped commas."""
+    text = sudoers.replace("\\\n", " ")
+    (alias,) = [line for line in text.splitlines() if line.startswith("Cmnd_Alias ")]
+    return [entry.strip() for entry in re.split(r"(?<!\\),", alias.split(" = ", 1)[1])]
+
+
+def test_the_sudo_rule_matcher_is_sudos() -> None:
+    """The matcher of the test below treats wildcards as sudo does: a `*` admits more arguments (why the rules have
+    none), a class one character."""
+    assert sudo_allows("/usr/bin/scancel [0-9]*", "/usr/bin/scancel 5 --user=bob")
+    assert sudo_allows("/usr/bin/scancel [0-9]*", "/usr/bin/scancel 5 6")
+    assert not sudo_allows("/usr/bin/scancel [0-9]", "/usr/bin/scancel 5 6")
+    assert sudo_allows("/usr/bin/scancel", "/usr/bin/scancel --user=bob")
+    assert not sudo_allows('/usr/bin/scancel ""', "/usr/bin/scancel 5")
+    assert sudo_allows("/usr/bin/squeue --jobs\\=[0-9] -o %T %B", "/usr/bin/squeue --jobs=5 -o '%T %B'")
+    assert sudo_allows("/usr/bin/x a\\*", "/usr/bin/x a*") and not sudo_allows("/usr/bin/x a\\*", "/usr/bin/x ab")
+    assert sudo_rules("Cmnd_Alias X = \\\n    /a b\\,c, \\\n    /d\n") == ["/a b\\,c", "/d"]
 
 
 @pytest.mark.parametrize("cluster", ["demo", "fir"])
 def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: Path, cluster: str) -> None:
-    """One source: the rule is rendered from the spawner's configuration, character for character."""
+    """One source: the rule is rendered from the spawner's configuration, character for character; the job id, the
+    one argument that varies, is spelled out as digit classes (sudo's `*` would admit any further arguments)."""
     (tmp_path / "jupyterhub_config.d").mkdir()
     run = ansible_playbook(
         "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
     )
     assert run.returncode == 0, run.stdout[-3000:]
     config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
-    (alias,) = [line for line in (tmp_path / "sudoers").read_text().splitlines() if line.startswith("Cmnd_Alias ")]
-    rules = alias.split(" = ", 1)[1].split(", ")
+    rules = sudo_rules((tmp_path / "sudoers").read_text())
     slurm, ours = config["SlurmSpawner"], config["HPCSlurmSpawner"]
-    # What the spawner runs after exec_prefix ("sudo -E -u <user>"), with its placeholders filled.
-    as_user = [
-        slurm["batch_submit_cmd"],
-        slurm["batch_query_cmd"].format(job_id="4242"),
-        slurm["batch_cancel_cmd"].format(job_id="4242"),
-        ours["output_tail_cmd"].format(max_bytes=4096, path="/home/alice/.jupyterhub-slurm-4242.log"),
-    ]
-    assert [[rule for rule in rules if sudo_allows(rule, command)] for command in as_user] == [[r] for r in rules]
+    digits = ["[0-9]" * n for n in range(1, 11)]  # Slurm job ids are below 2^32: at most 10 digits
+    script = "/usr/bin/python3 -I -S /usr/local/libexec/jupyterhub-hpc/job_tail.py"
+    tail = f"{script} 4096 .jupyterhub-slurm-%j.log"
     assert rules == [
         "/usr/bin/sbatch --parsable",
-        "/usr/bin/squeue -h -j [0-9]*",
-        "/usr/bin/scancel [0-9]*",
-        "/usr/bin/python3 -I -S /usr/local/libexec/jupyterhub-hpc/job_tail.py *",
+        *[f"/usr/bin/squeue -h -j {d} -o %T %B" for d in digits],
+        *[f"/usr/bin/scancel {d}" for d in digits],
+        *[f"{tail} {d}" for d in digits],
     ]
-    for other in ("/usr/bin/sbatch --parsable --wrap=id", "/usr/bin/scancel --user=bob", "/usr/bin/squeue -u bob"):
-        assert not any(sudo_allows(rule, other) for rule in rules), other
+    assert not [rule for rule in rules if "*" in rule or "?" in rule]
+
+    # What the spawner runs after exec_prefix ("sudo -E -u <user>"), with its placeholders filled: each command
+    # line is allowed by exactly one entry, whatever the job id's length.
+    def as_user(job_id: str) -> list[str]:
+        return [
+            slurm["batch_submit_cmd"],
+            slurm["batch_query_cmd"].format(job_id=job_id),
+            slurm["batch_cancel_cmd"].format(job_id=job_id),
+            ours["output_tail_cmd"].format(
+                max_bytes=ours["output_tail_bytes"], job_output=shlex.quote(ours["job_output"]), job_id=job_id
+            ),
+        ]
+
+    for job_id in ("7", "4242", "4294967295"):
+        allowed = [[rule for rule in rules if sudo_allows(rule, command)] for command in as_user(job_id)]
+        n = len(job_id)
+        assert allowed == [[rules[0]], [rules[n]], [rules[10 + n]], [rules[20 + n]]], job_id
+
+    # Nothing more: another command, more arguments, other arguments.
+    for other in (
+        "/usr/bin/sbatch --parsable --wrap=id",
+        "/usr/bin/scancel --user=bob",
+        "/usr/bin/squeue -u bob",
+        "/usr/bin/scancel 5 --user=bob",
+        "/usr/bin/scancel '5 --user=bob'",
+        "/usr/bin/scancel 5 6",
+        "/usr/bin/scancel 5,6",
+        "/usr/bin/scancel 42949672950",
+        "/usr/bin/scancel ''",
+        "/usr/bin/squeue -h -j 5 -o '%T %B' --all",
+        "/usr/bin/squeue -h -j 5 --all -o '%T %B'",
+        "/usr/bin/squeue -h -j 5,6 -o '%T %B'",
+        f"{tail} 4242 --extra",
+        f"{tail} 4242 4243",
+        f"{script} 4096 /home/bob/.jupyterhub-slurm-%j.log 42",
+        f"{script} 4096 /home/alice/.jupyterhub-slurm-42.log",
+        f"{script} 65536 .jupyterhub-slurm-%j.log 42",
+        f"{script} 4096 .jupyterhub-slurm-%u.log 42",
+    ):
+        assert not [rule for rule in rules if sudo_allows(rule, other)], other
+
+
+@pytest.mark.parametrize("job_output", ["jupyterhub slurm-%j.log", "../.jupyterhub-slurm-%j.log", "slurm-%x-%j.log"])
+def test_a_job_output_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, job_output: str) -> None:
+    (tmp_path / "jupyterhub_config.d").mkdir()
+    run = ansible_playbook(
+        "-i",
+        "inventories/demo",
+        "tests/playbooks/render_spawner_config.yml",
+        "-e",
+        json.dumps({"render_dir": str(tmp_path), "batchspawner_job_output": job_output}),
+    )
+    assert run.returncode != 0
+    assert f"batchspawner_job_output: {json.dumps(job_output)} cannot be named in the sudo rule" in run.stdout
+    assert not (tmp_path / "sudoers").exists()
 
 
 def test_preflight_refuses_an_oath_users_file_the_hub_cannot_write() -> None:

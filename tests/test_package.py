@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from jupyterhub.app import JupyterHub
 
+from jupyterhub_hpc.job_tail import output_path
 from jupyterhub_hpc.pam import HPCPAMAuthenticator
 from jupyterhub_hpc.spawner import HPCSlurmSpawner
 
@@ -172,13 +173,53 @@ def test_the_job_tail_imports_only_the_standard_library() -> None:
     assert imported and imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names
 
 
-def test_the_job_tail_runs_isolated_from_any_folder(tmp_path: Path) -> None:
-    (tmp_path / "out.log").write_text("hello\n")
+def run_job_tail(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     copy = tmp_path / "job_tail.py"  # as the role installs it: the file alone
     shutil.copy(PACKAGE / "job_tail.py", copy)
-    run = subprocess.run(
-        [sys.executable, "-I", "-S", str(copy), "100", str(tmp_path / "out.log")],
-        capture_output=True,
-        check=False,
-    )
+    return subprocess.run([sys.executable, "-I", "-S", str(copy), *args], capture_output=True, check=False)
+
+
+def test_the_job_tail_runs_isolated_from_any_folder(tmp_path: Path) -> None:
+    (tmp_path / "out-42.log").write_text("hello\n")
+    # An absolute pattern (Slurm's --output may be one): the test leaves the running user's home alone.
+    run = run_job_tail(tmp_path, "100", f"{tmp_path}/out-%j.log", "42")
     assert (run.returncode, run.stdout) == (0, b"6\nhello\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["100"],
+        ["100", "out-%j.log"],  # the old interface: a path
+        ["100", "out-%j.log", "42", "extra"],
+        ["100", "out-%j.log", "42 "],
+        ["100", "out-%j.log", "4x"],
+        ["100", "out-%j.log", "\u0664\u0662"],  # digits, not ASCII ones
+        ["100", "out-%j.log", "12345678901"],  # above any Slurm job id
+        ["x", "out-%j.log", "42"],
+        ["100", "", "42"],
+        ["100", "../bob/out-%j.log", "42"],
+        ["100", "logs/../../bob/out-%j.log", "42"],
+        ["100", "/home/bob/..", "42"],
+        ["100", "out-%x.log", "42"],
+        ["100", "out-%5j.log", "42"],
+        ["100", "out-%j.log%", "42"],
+        ["100", "out\\%j.log", "42"],
+    ],
+)
+def test_the_job_tail_refuses_other_arguments(tmp_path: Path, args: list[str]) -> None:
+    """MAX_BYTES OUTPUT_PATTERN JOB_ID, nothing else: a pattern below the home directory with %j, %u, %% only."""
+    run = run_job_tail(tmp_path, *args)
+    assert (run.returncode, run.stdout) == (2, b"")
+    assert run.stderr.startswith(b"usage: job_tail.py MAX_BYTES OUTPUT_PATTERN JOB_ID")
+
+
+def test_the_job_tail_finds_the_output_from_the_users_own_home_and_name() -> None:
+    assert output_path(".jupyterhub-slurm-%j.log", "4242", "alice", "/home/alice") == (
+        "/home/alice/.jupyterhub-slurm-4242.log"
+    )
+    assert output_path("jobs/%u/%%j-%j.%%", "7", "alice", "/home/alice") == "/home/alice/jobs/alice/%j-7.%"
+    for pattern in ("../x-%j", "a/../../x", "%", "%a", "%%%", "a\\b", "a\0b"):
+        with pytest.raises(ValueError):
+            output_path(pattern, "7", "alice", "/home/alice")

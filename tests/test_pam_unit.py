@@ -53,15 +53,19 @@ class FakePam:
     password: str = "pw"
     account_ok: bool = True
     delay: float = 0.0
+    inactive: frozenset[str] = frozenset()  # accounts whose check fails (account_ok False: all of them)
+    broken: frozenset[str] = frozenset()  # names for which libpam fails (an exception: a 500)
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def __call__(self, username: str, password: str, otp: str = "", **kwargs: Any) -> PamResult:
         assert kwargs["check_account"] is True
         self.calls.append((username, password, otp, kwargs["rhost"]))
         time.sleep(self.delay)
+        if username in self.broken:
+            raise OSError("libpam is gone")
         if password != self.password:
             return PamResult(7, "authenticate", "Authentication failure")
-        if not self.account_ok:
+        if not self.account_ok or username in self.inactive:
             return PamResult(13, "account", "User account has expired")
         return PamResult(0, "account", "Success")
 
@@ -69,7 +73,48 @@ class FakePam:
 def authenticator(monkeypatch: pytest.MonkeyPatch, pam: FakePam | None = None, **config: Any) -> HPCPAMAuthenticator:
     monkeypatch.setattr("jupyterhub_hpc.pam.pam_login", pam or FakePam())
     config.setdefault("failed_login_min_seconds", FAST)
+    config.setdefault("allow_all", True)  # the tests of authenticate alone; JupyterHub's checks come after it
     return HPCPAMAuthenticator(cluster_name="Fir", **config)
+
+
+# The demo's accounts as NSS would tell them: everyone's primary group is hubusers (the allowed group) but
+# mallory's and oscar's; bob is in it too, but blocked.
+ACCOUNTS = {"alice": 2000, "bob": 2000, "dave": 2000, "erin": 2000, "mallory": 2099, "oscar": 2099}
+
+
+def hub_authenticator(
+    monkeypatch: pytest.MonkeyPatch, pam: FakePam | None = None, **config: Any
+) -> HPCPAMAuthenticator:
+    """As the hub runs it: allowed_groups (hubusers) and blocked_users (bob), with NSS replaced (ACCOUNTS)."""
+    config.setdefault("allowed_groups", {"hubusers"})
+    config.setdefault("blocked_users", {"bob"})
+    auth = authenticator(monkeypatch, pam, allow_all=False, **config)
+
+    def getpwnam(name: str) -> Any:
+        return SimpleNamespace(pw_name=name, pw_gid=ACCOUNTS[name])  # KeyError for an unknown name, as pwd's
+
+    def getgrnam(name: str) -> Any:
+        return SimpleNamespace(gr_name=name, gr_gid={"hubusers": 2000}[name])
+
+    monkeypatch.setattr(auth, "_getpwnam", getpwnam)
+    monkeypatch.setattr(auth, "_getgrnam", getgrnam)
+    monkeypatch.setattr(auth, "_getgrouplist", lambda name, gid: [gid])
+    return auth
+
+
+def hub_login(auth: HPCPAMAuthenticator, user: str = "alice", password: str = "pw", h: Any = None) -> Any:
+    """A login as the hub makes it for the login form and the token API: get_authenticated_user, which runs
+    authenticate and then JupyterHub's blocked and allowed checks. The user's model, None, or the HTTPError."""
+
+    async def run() -> Any:
+        return await auth.get_authenticated_user(
+            h if h is not None else handler(), {"username": user, "password": password}
+        )
+
+    try:
+        return asyncio.run(run())
+    except web.HTTPError as err:
+        return err
 
 
 def handler(peer: str = "198.51.100.7", headers: dict[str, str] | None = None, local: str = "10.0.0.2") -> Any:
@@ -126,6 +171,127 @@ def test_failed_login_takes_the_minimum_time_and_a_success_does_not(monkeypatch:
     assert result is None and 0.5 <= failed < 0.7
     result, succeeded = timed_login(auth)
     assert result == "alice" and succeeded < 0.2
+
+
+def test_every_failure_takes_the_same_time_whatever_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attacker's stopwatch, through get_authenticated_user (the login form's and the token API's way in), with
+    a PAM that answers at once: the right password of an account outside the allowed group, of a blocked account,
+    of an inactive one (allowed: 403; not allowed: the plain failure), a wrong password, a name never given to PAM
+    and an error in PAM (500) all take failed_login_min_seconds, within 30 ms of each other at p50."""
+    minimum = 0.3
+    pam = FakePam(inactive=frozenset({"dave", "oscar"}), broken=frozenset({"erin"}))
+    auth = hub_authenticator(
+        monkeypatch, pam, failed_login_min_seconds=minimum, login_failures_per_user=0, login_failures_per_address=0
+    )
+    attempts: dict[str, tuple[str, str, Callable[[Any], bool]]] = {
+        "not in the allowed group, right password": ("mallory", "pw", lambda r: r is None),
+        "blocked, right password": ("bob", "pw", lambda r: r is None),
+        "wrong password": ("alice", "nope", lambda r: r is None),
+        "unknown name (not a valid one)": ("No-Such-User", "pw", lambda r: r is None),
+        "inactive, allowed": ("dave", "pw", lambda r: isinstance(r, web.HTTPError) and r.status_code == 403),
+        "inactive, not allowed": ("oscar", "pw", lambda r: r is None),
+        "error in PAM": ("erin", "pw", lambda r: isinstance(r, OSError)),
+    }
+    times: dict[str, list[float]] = {what: [] for what in attempts}
+    for _ in range(3):
+        for what, (user, password, expected) in attempts.items():  # interleaved
+            start = time.monotonic()
+            try:
+                result = hub_login(auth, user, password)
+            except OSError as err:
+                result = err
+            times[what].append(time.monotonic() - start)
+            assert expected(result), (what, result)
+    medians = {what: statistics.median(t) for what, t in times.items()}
+    print("\n" + "\n".join(f"{what}: p50 {took:.4f} s" for what, took in medians.items()))
+    assert all(minimum <= took < minimum + 0.1 for t in times.values() for took in t), times
+    assert max(medians.values()) - min(medians.values()) < 0.03, medians
+
+
+def test_a_right_password_for_an_account_not_allowed_is_a_failure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It counts toward the name's (and the address's) limit and resets nothing: a name's next answer cannot tell
+    whether one of its earlier attempts had the right password."""
+    auth = hub_authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failures_per_user=3)
+    for user in ("mallory", "bob"):  # outside the allowed group; blocked
+        with caplog.at_level(logging.WARNING):
+            assert hub_login(auth, user, "nope") is None
+            assert hub_login(auth, user, "pw") is None
+            assert hub_login(auth, user, "pw") is None
+        refused = hub_login(auth, user, "pw")
+        assert isinstance(refused, web.HTTPError) and refused.status_code == 429, user
+    assert auth.failures_by_address.retry_after("198.51.100.7", time.monotonic()) == 0.0
+    assert len(auth.failures_by_address._table["198.51.100.7"]) == 6  # every one of them, for the address too
+    logged = [r.getMessage() for r in caplog.records if "Failed login for 'mallory'" in r.getMessage()]
+    assert (
+        logged[-1] == "Failed login for 'mallory' from 198.51.100.7: right credentials, but not allowed to use the hub"
+    )
+    # An allowed user's right password still resets her name's count.
+    for _ in range(2):
+        assert hub_login(auth, "alice", "nope") is None
+    assert hub_login(auth, "alice", "pw")["name"] == "alice"
+    for _ in range(3):
+        assert hub_login(auth, "alice", "nope") is None
+
+
+def test_parallel_logins_are_decided_each_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overlapping logins of an allowed and a not allowed account: each one's count is its own."""
+    auth = hub_authenticator(
+        monkeypatch, FakePam(delay=0.1), failed_login_min_seconds=0.0, login_failures_per_user=3, executor_threads=8
+    )
+
+    async def storm() -> list[Any]:
+        logins = [
+            auth.get_authenticated_user(handler(f"198.51.100.{i}"), {"username": user, "password": "pw"})
+            for i, user in enumerate(["mallory", "alice"] * 3)
+        ]
+        results: list[Any] = await asyncio.gather(*logins)
+        return results
+
+    results = asyncio.run(storm())
+    assert [r if r is None else r["name"] for r in results] == [None, "alice"] * 3
+    now = time.monotonic()
+    assert auth.failures_by_name.retry_after("mallory", now) > 0  # 3 failures: refused
+    assert auth.failures_by_name.retry_after("alice", now) == 0.0
+    assert "alice" not in auth.failures_by_name._table
+
+
+def test_the_inactive_page_is_only_for_accounts_the_hub_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = hub_authenticator(monkeypatch, FakePam(account_ok=False), login_failures_per_user=2)
+    for _ in range(3):  # dave: allowed, told what to check, and not a failure
+        result = hub_login(auth, "dave", "pw")
+        assert isinstance(result, web.HTTPError) and result.status_code == 403
+        assert "currently inactive" in str(result.log_message)
+    assert hub_login(auth, "mallory", "pw") is None  # not allowed: the plain failure, counted
+    assert hub_login(auth, "mallory", "pw") is None
+    refused = hub_login(auth, "mallory", "pw")
+    assert isinstance(refused, web.HTTPError) and refused.status_code == 429
+
+
+def test_an_allowed_users_login_is_not_delayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = hub_authenticator(monkeypatch, failed_login_min_seconds=0.5)
+    start = time.monotonic()
+    user = hub_login(auth, "alice", "pw")
+    took = time.monotonic() - start
+    assert user["name"] == "alice" and took < 0.1
+
+
+@pytest.mark.parametrize("data", [None, "alice", ["alice", "pw"], {"username": 7}])
+def test_a_token_request_without_a_username_and_password_is_a_failure(
+    monkeypatch: pytest.MonkeyPatch, data: Any
+) -> None:
+    """The token API passes its body's "auth" as it is: not a form, the plain failure, after the same time."""
+    pam = FakePam()
+    auth = hub_authenticator(monkeypatch, pam, failed_login_min_seconds=0.2)
+
+    async def run() -> Any:
+        return await auth.get_authenticated_user(handler(), data)
+
+    start = time.monotonic()
+    assert asyncio.run(run()) is None
+    assert time.monotonic() - start >= 0.2
+    assert pam.calls == []
 
 
 def test_the_form_fields_reach_pam_with_the_source_address(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,7 +139,8 @@ def render_job_script(request: Request) -> str:
     ansible_pass = ansible_env.from_string(source)
     script = ansible_pass.render(
         batchspawner_job_output=".jupyterhub-slurm-%j.log",
-        batchspawner_runtime_dir="/tmp/jupyter-${SLURM_JOB_ID}",
+        batchspawner_runtime_parent="${SLURM_TMPDIR:-${TMPDIR:-/tmp}}",
+        batchspawner_job_umask="0022",
         jupyterhub_user_env="/opt/jupyterhub/user",
         batchspawner_job_prologue="",
         batchspawner_job_env_init=["/etc/profile.d/lmod.sh"],

@@ -128,10 +128,23 @@ def test_the_port_is_taken_once_from_the_servers_own_token_while_it_starts(tmp_p
 
 
 # -- bounded work on the user's behalf ------------------------------------------------------------------------
+# job_tail.py finds the job's output in the running user's home, from the password database: here tmp_path stands
+# for that home (the user is the account running the tests; everything else is the real script, isolated).
+AS_HOME = """import pwd, runpy, sys
+home, tail = sys.argv[1], sys.argv[2]
+real = pwd.getpwuid
+pwd.getpwuid = lambda uid: pwd.struct_passwd((*real(uid)[:5], home, real(uid)[6]))
+sys.argv = sys.argv[2:]
+runpy.run_path(tail, run_name="__main__")
+"""
+
+
 def tail_spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
+    as_home = tmp_path / "as_home.py"
+    as_home.write_text(AS_HOME)
     return spawner(
         tmp_path,
-        output_tail_cmd=f"{sys.executable} -I -S {TAIL} {{max_bytes}} {{path}}",
+        output_tail_cmd=f"{sys.executable} -I -S {as_home} {tmp_path} {TAIL} {{max_bytes}} {{job_output}} {{job_id}}",
         command_timeout=5,
         **config,
     )
@@ -174,6 +187,32 @@ def test_the_job_output_tail_never_follows_a_link_nor_reads_a_fifo(tmp_path: Pat
     began = time.monotonic()
     assert asyncio.run(tail_spawner(tmp_path).job_output_tail("7")) == ""
     assert time.monotonic() - began < 3  # 1 s of waiting for slurmd's last lines, then one open that fails
+
+
+def test_the_tail_is_given_the_sites_pattern_and_the_job_id_never_a_path(tmp_path: Path) -> None:
+    """The sudo rule names every argument of the tail but the job id (digits): the spawner passes exactly those."""
+    record = fake(tmp_path, "tail", f'printf "%s\\n" "$@" > {tmp_path}/args; echo 2; printf ok')
+    s = spawner(tmp_path, output_tail_cmd=f"{record} {{max_bytes}} {{job_output}} {{job_id}}", command_timeout=5)
+    assert asyncio.run(s.job_output_tail("4242")) == "ok"
+    assert (tmp_path / "args").read_text().splitlines() == ["4096", ".jupyterhub-slurm-%j.log", "4242"]
+    (tmp_path / "args").unlink()
+    for job_id in ("4242 --all", "42/../x", "\u0664\u0662"):  # never passed on: not a job id
+        assert asyncio.run(s.job_output_tail(job_id)) == ""
+    assert not (tmp_path / "args").exists()
+
+
+@pytest.mark.parametrize("pattern", ["../.jupyterhub-slurm-%j.log", "logs/../../bob/%j.log", "%x-%j.log", "out-%j%"])
+def test_the_job_output_tail_refuses_a_pattern_outside_the_home_or_with_other_fields(
+    tmp_path: Path, pattern: str
+) -> None:
+    (tmp_path / ".jupyterhub-slurm-7.log").write_text("the job's output\n")
+    assert asyncio.run(tail_spawner(tmp_path, job_output=pattern).job_output_tail("7")) == ""
+
+
+def test_the_job_output_tail_fills_the_user_and_percent_fields(tmp_path: Path) -> None:
+    s = tail_spawner(tmp_path, job_output="out-%u-%%-%j.log")
+    (tmp_path / f"out-{s.user.name}-%-7.log").write_text("the job's output\n")
+    assert asyncio.run(s.job_output_tail("7")) == "the job's output"
 
 
 def test_a_command_that_never_ends_is_ended_at_its_time_limit(tmp_path: Path) -> None:

@@ -4,10 +4,12 @@ end-to-end Molecule runs against a real Slurm."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import socket
 import stat
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,9 +20,10 @@ from jupyterhub import orm
 from tornado import web
 
 from jupyterhub_hpc import resources
+from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.model import ModelFormatError, Request
 from jupyterhub_hpc.resources import validate_cluster
-from jupyterhub_hpc.spawner import HPCSlurmSpawner, JobEndedEarly
+from jupyterhub_hpc.spawner import HPCSlurmSpawner, JobEndedEarly, LinkedSpawn
 
 CLUSTER = {
     "name": "demo",
@@ -326,7 +329,7 @@ def test_the_hubs_own_queries_start_with_the_one_squeue_setting() -> None:
 def test_the_default_output_tail_is_the_packages_own_script() -> None:
     tail = HPCSlurmSpawner().output_tail_cmd
     assert tail.startswith("/usr/bin/python3 -I -S /") and tail.endswith(
-        "/jupyterhub_hpc/job_tail.py {max_bytes} {path}"
+        "/jupyterhub_hpc/job_tail.py {max_bytes} {job_output} {job_id}"
     )
     assert Path(tail.split()[3]).is_file()
 
@@ -354,7 +357,23 @@ def test_a_refused_rest_request_is_not_kept(tmp_path: Path) -> None:
 
     asyncio.run(s.apply_options({"account": "def-alice", "cores": 2}))
     db.expire_all()
-    assert db.query(orm.Spawner).one().user_options == {"account": "def-alice", "cores": 2}
+    # The next form shows them; the database keeps nothing that a later empty REST body would start again.
+    assert s.user_options == {"account": "def-alice", "cores": 2}
+    assert db.query(orm.Spawner).one().user_options == {}
+
+
+def test_a_link_never_starts_a_server_it_fills_the_form(tmp_path: Path) -> None:
+    """GET /hub/spawn?cores=4&... (a link another user's page sends the browser to): JupyterHub calls
+    options_from_query and spawns with what it returns; here it raises, so the hub shows the form with the link's
+    values in it and a message, and nothing is submitted."""
+    s = spawner(tmp_path)
+    query = {"account": ["def-alice"], "cores": ["4"], "memory": ["8000"], "time": ["8"], "evil": ["x"]}
+    with pytest.raises(LinkedSpawn, match="press Start"):
+        asyncio.run(s.options_from_query(query))
+    assert s._submitted == {"account": "def-alice", "cores": "4", "memory": "8000", "time": "8"}
+    assert s.job_request is None
+    page = asyncio.run(s.render_form())
+    assert 'value="8000"' in page or "8000" in page
 
 
 def test_the_form_shows_again_only_what_a_field_may_hold(tmp_path: Path) -> None:
@@ -362,3 +381,98 @@ def test_the_form_shows_again_only_what_a_field_may_hold(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="is too long"):
         asyncio.run(s.options_from_form({"account": ["def-alice"], "time": ["1" * 100_000]}))
     assert s._submitted == {"account": "def-alice"}
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.25])  # sbatch takes 0.3 s
+def test_a_start_cancelled_during_sbatch_loses_no_job(tmp_path: Path, delay: float) -> None:
+    """The Stop (or Log Out, or the API's DELETE) that cancels a start while sbatch is still running: the job
+    sbatch submits is recorded in the ledger and cancelled, whatever the moment. Without the shield, sbatch is
+    killed mid-call and a job Slurm accepted would be known to no one."""
+    cancelled = tmp_path / "cancelled"
+    sbatch = fake(tmp_path, "sbatch", "cat >/dev/null; sleep 0.3; echo 7")
+    scancel = fake(tmp_path, "scancel", f'echo "$1" >>{cancelled}')
+    s = spawner(tmp_path, batch_submit_cmd=sbatch, batch_cancel_cmd=scancel + " {job_id}")
+
+    async def start_then_cancel() -> None:
+        await s.apply_options({"account": "def-alice"})
+        starting = asyncio.ensure_future(s.submit_batch_script())
+        await asyncio.sleep(delay)
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        for _ in range(50):  # the submission ends by itself, then its job is cancelled
+            if cancelled.exists():
+                break
+            await asyncio.sleep(0.1)
+
+    asyncio.run(start_then_cancel())
+    assert cancelled.read_text().split() == ["7"]
+    assert s.ledger.jobs() == {}  # cancelled: forgotten once Slurm said so
+    assert s._submitted_job == ""
+
+
+def server_at(port: int) -> Any:
+    return SimpleNamespace(ip="127.0.0.1", port=port)
+
+
+def running_spawner(tmp_path: Path, port: int, cancelled: Path) -> HPCSlurmSpawner:
+    squeue = fake(tmp_path, "squeue", "echo 'RUNNING node7'")
+    scancel = fake(tmp_path, "scancel", f'echo "$1" >>{cancelled}')
+    s = spawner(
+        tmp_path,
+        batch_query_cmd=squeue + " {job_id}",
+        batch_cancel_cmd=scancel + " {job_id}",
+        answer_timeout=0.5,
+    )
+    s.job_id = "42"
+    type(s).server = property(lambda self: server_at(port))
+    return s
+
+
+def test_a_running_server_whose_port_stops_answering_is_ended_after_several_polls(tmp_path: Path) -> None:
+    """Slurm still says RUNNING (a node gone: Slurm notices minutes later), the port does not answer: the third
+    poll in a row ends the server, cancels its job, and the next form says why."""
+    cancelled = tmp_path / "cancelled"
+    s = running_spawner(tmp_path, free_port(), cancelled)
+    try:
+        assert asyncio.run(s.poll()) is None
+        assert asyncio.run(s.poll()) is None
+        assert not cancelled.exists()
+        assert asyncio.run(s.poll()) == 1
+    finally:
+        del type(s).server
+    assert cancelled.read_text().split() == ["42"]
+    assert s.job_id == ""
+    assert s._job_end == JobEnd("42", "NO_ANSWER", "node7")
+    assert "stopped answering on node node7" in s._job_end.message()
+
+
+def test_a_server_that_answers_resets_the_count(tmp_path: Path) -> None:
+    cancelled = tmp_path / "cancelled"
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        s = running_spawner(tmp_path, port, cancelled)
+        try:
+            s._unanswered = 2
+            assert asyncio.run(s.poll()) is None
+            assert s._unanswered == 0
+        finally:
+            del type(s).server
+    assert not cancelled.exists()
+
+
+def test_at_the_hubs_start_the_checks_are_made_at_once(tmp_path: Path) -> None:
+    """After a hub restart JupyterHub checks every server (and a Stop must wait for it): a server whose node is
+    gone is found within seconds, not three poll intervals (or http_timeout) later."""
+    cancelled = tmp_path / "cancelled"
+    s = running_spawner(tmp_path, free_port(), cancelled)
+    s._check_pending = True
+    try:
+        began = time.monotonic()
+        assert asyncio.run(s.poll()) == 1
+        assert time.monotonic() - began < 10
+    finally:
+        del type(s).server
+    assert cancelled.read_text().split() == ["42"]

@@ -24,6 +24,8 @@ from jupyterhub_hpc.ledger import JOB_ID
 ENDED_STATES = frozenset(
     {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT"}
 )
+#: Not Slurm's: the hub's own word for a running job whose server stopped answering (the hub cancelled it).
+NO_ANSWER = "NO_ANSWER"
 _STATE = re.compile(r"[A-Z_]{1,32}")
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -40,10 +42,18 @@ REASONS: dict[str, str] = {
     "TIMEOUT": N_("Your previous server (Slurm job {job_id}) ended: it reached its time limit."),
     "CANCELLED": N_("Your previous server (Slurm job {job_id}) ended: its job was cancelled."),
     "PREEMPTED": N_("Your previous server (Slurm job {job_id}) ended: its job was preempted by another one."),
+    NO_ANSWER: N_(
+        "Your previous server (Slurm job {job_id}) stopped answering on node {node} (the node may have failed), so "
+        "the hub ended its job. Start again: Slurm will choose a working node."
+    ),
     "OUT_OF_MEMORY": N_(
         "Your previous server (Slurm job {job_id}) ended: it ran out of memory. Ask for more memory this time."
     ),
 }
+NO_ANSWER_NO_NODE = N_(
+    "Your previous server (Slurm job {job_id}) stopped answering (its node may have failed), so the hub ended its "
+    "job. Start again: Slurm will choose a working node."
+)
 OTHER = N_("Your previous server (Slurm job {job_id}) ended (Slurm state {state}).")
 UNKNOWN = N_("Your previous server (Slurm job {job_id}) ended.")
 
@@ -72,6 +82,12 @@ class JobEnd:
         return cls.checked(job_id, fields[0] if fields else "", fields[1] if len(fields) == 2 else "")
 
     @classmethod
+    def no_answer(cls, job_id: str, status: str) -> JobEnd | None:
+        """A running job (Slurm's ``%T %B`` line) whose server stopped answering: the hub ends it."""
+        fields = status.split()
+        return cls.checked(job_id, NO_ANSWER, fields[1] if len(fields) == 2 else "")
+
+    @classmethod
     def from_accounting(cls, job_id: str, line: str) -> JobEnd | None:
         """From sacct's ``State|NodeList`` line for the job (``CANCELLED by 1001|node7``)."""
         state, _bar, node = line.partition("|")
@@ -98,6 +114,8 @@ class JobEnd:
         template = REASONS.get(self.state, OTHER)
         if self.state in ("NODE_FAIL", "BOOT_FAIL") and not self.node:
             template = OTHER
+        if self.state == NO_ANSWER and not self.node:
+            template = NO_ANSWER_NO_NODE
         return _(template).format(job_id=self.job_id, state=self.state, node=self.node)
 
 

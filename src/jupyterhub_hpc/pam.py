@@ -8,10 +8,15 @@
   ``login_failures_per_address``) failures within ``login_failure_window_seconds``, further attempts for that
   name (or from that address) are refused at once with HTTP 429 until the window passes. Both tables are
   bounded (``login_failure_table_size`` keys each, least recently failed evicted first). A successful login
-  resets its name's count.
-- No user enumeration by timing: every failed attempt takes at least ``failed_login_min_seconds`` from the
-  start, whether the name exists or not. PAM's own failure delay (pam_unix's 2 s +- 25 %, pam_faildelay) is
-  replaced by this one, which is exact and waited on the event loop instead of in one of the executor's threads.
+  resets its name's count; the right password of an account the hub does not allow (blocked, or outside the
+  allowed users and groups) is a failure like any other, counted and not resetting anything.
+- No user enumeration, and no password oracle, by timing: every failed attempt takes ``failed_login_min_seconds``
+  from the start of ``get_authenticated_user`` (the login form's and the token API's way in), whatever failed: a
+  wrong password, an unknown name, the right password of an account not allowed (JupyterHub's own check, after
+  ``authenticate``), an inactive account (403), an error (500). Only the throttle's 429, decided before PAM on
+  counts alone, answers at once. PAM's own failure delay (pam_unix's 2 s +- 25 %, pam_faildelay) is replaced by
+  this one, which is exact and waited on the event loop instead of in one of the executor's threads.
+- The inactive-account page is shown only to an account the hub allows: for any other, the plain login error.
 - Failed logins are logged with the source address and the name escaped and truncated (a hostile name cannot
   forge log lines).
 - PAM runs with its own conversation (built on pamela's ctypes primitives), which can answer a second factor:
@@ -30,6 +35,7 @@ import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Collection, Sequence
+from contextvars import ContextVar
 from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_uint, c_void_p, cast, pointer, sizeof
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +43,7 @@ from typing import Any
 import pamela
 from jupyterhub.auth import PAMAuthenticator
 from jupyterhub.handlers.login import LoginHandler
+from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Float, Integer, List, Unicode
 
@@ -337,6 +344,22 @@ class Attempt:
     started: float
 
 
+@dataclass
+class LoginCall:
+    """One call of ``get_authenticated_user``, shared with the ``authenticate`` it makes (through ``_LOGIN_CALL``):
+    when it started, and the attempt whose credentials PAM accepted, counted as a failure until JupyterHub's allow
+    checks pass."""
+
+    started: float
+    username: str = ""
+    address: str = "unknown"
+    accepted: Attempt | None = None
+
+
+# A context variable: JupyterHub runs authenticate in a task of its own, which sees the caller's (copied) context.
+_LOGIN_CALL: ContextVar[LoginCall | None] = ContextVar("jupyterhub_hpc_login_call", default=None)
+
+
 # -- the authenticator -----------------------------------------------------------------------------------------
 # Each request's pages in its browser's language (i18n.py: a per-request context variable).
 i18n.install()
@@ -494,7 +517,11 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
     async def _fail(self, attempt: Attempt, username: str, address: str, why: str) -> None:
         """Log the failure, then wait until the attempt has taken failed_login_min_seconds."""
         self.log.warning("Failed login for %s from %s: %s", loggable(username), address, why)
-        elapsed = time.monotonic() - attempt.started
+        await self._pad(attempt.started)
+
+    async def _pad(self, started: float) -> None:
+        """Wait until failed_login_min_seconds have passed since ``started`` (warn once if they already have)."""
+        elapsed = time.monotonic() - started
         if 0 < self.failed_login_min_seconds < elapsed and not self._warned_slow_pam:
             self._warned_slow_pam = True
             self.log.warning(
@@ -505,14 +532,61 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
             )
         await asyncio.sleep(max(0.0, self.failed_login_min_seconds - elapsed))
 
+    async def _allowed(self, username: str) -> bool:
+        """Whether JupyterHub's checks after ``authenticate`` would let ``username`` in (the blocked users, then the
+        allowed users and groups), as ``get_authenticated_user`` runs them."""
+        name = self.normalize_username(username)
+        if not self.validate_username(name):
+            return False
+        model = {"name": name, "auth_state": None, "user_info": None, "admin": None}
+        if not await maybe_future(self.check_blocked_users(name, model)):
+            return False
+        return bool(self.allow_all or await maybe_future(self.check_allowed(name, model)))
+
     # -- login -------------------------------------------------------------------------------------------------
-    async def authenticate(self, handler: Any, data: dict[str, str]) -> str | None:
-        started = time.monotonic()
-        username = str(data.get("username", ""))
-        password = str(data.get("password", ""))
-        otp = str(data.get("otp", "")).strip()
+    async def get_authenticated_user(self, handler: Any, data: Any) -> dict[str, Any] | None:
+        """JupyterHub's, timed and counted as one attempt: the login form and the token API's password both come
+        here, and JupyterHub refuses a blocked or not allowed account only after ``authenticate`` said yes. Any
+        failure (None, an HTTP error, an exception) takes failed_login_min_seconds from the start, as the
+        throttle's refusal (429) does not; a success is not delayed, and only a success resets the name's count."""
+        call = LoginCall(time.monotonic())
+        token = _LOGIN_CALL.set(call)
+        try:
+            authenticated: dict[str, Any] | None = await super().get_authenticated_user(handler, data)
+        except web.HTTPError as err:
+            if err.status_code != 429:  # 429: refused before PAM on the counts alone, at once
+                await self._pad(call.started)
+            raise
+        except Exception:
+            await self._pad(call.started)
+            raise
+        finally:
+            _LOGIN_CALL.reset(token)
+        if authenticated is None:
+            if call.accepted is not None:
+                # JupyterHub logged why ("User ... blocked", "... not allowed"); its log line has no address.
+                self.log.warning(
+                    "Failed login for %s from %s: right credentials, but not allowed to use the hub",
+                    loggable(call.username),
+                    call.address,
+                )
+            await self._pad(call.started)  # the attempt stays counted as a failure
+            return None
+        if call.accepted is not None:
+            self._succeeded(call.accepted)
+        return authenticated
+
+    async def authenticate(self, handler: Any, data: Any) -> str | None:
+        call = _LOGIN_CALL.get()
+        started = call.started if call is not None else time.monotonic()
+        fields = data if isinstance(data, dict) else {}  # the token API passes its body's "auth", whatever it is
+        username = str(fields.get("username", ""))
+        password = str(fields.get("password", ""))
+        otp = str(fields.get("otp", "")).strip()
         request = getattr(handler, "request", None)
         address = client_address(request, self.trusted_proxy_ips) if request is not None else "unknown"
+        if call is not None:
+            call.username, call.address = username, address
 
         attempt = self._begin(username, address, started)  # raises 429 when throttled
         problem = self.input_problem(username, password, otp)
@@ -544,9 +618,18 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
             details = "; ".join(result.messages)
             await self._fail(attempt, username, address, result.error + (f" ({details})" if details else ""))
             return None
-        self._succeeded(attempt)
         if not result.ok:
+            if not await self._allowed(username):
+                # The inactive page would tell the right password of an account the hub refuses anyway.
+                await self._fail(attempt, username, address, f"{result.error}, and not allowed to use the hub")
+                return None
+            self._succeeded(attempt)
             self.log.warning("PAM account check failed for %s from %s: %s", loggable(username), address, result.error)
+            await self._pad(started)  # as slow as a failure: get_authenticated_user would pad it anyway
             # JupyterHub shows a 403's message on the login page, as the login error.
             raise web.HTTPError(403, self.inactive_message(), reason="Account inactive")
+        if call is not None:
+            call.accepted = attempt  # a failure still, until JupyterHub's allow checks pass (get_authenticated_user)
+        else:
+            self._succeeded(attempt)  # called on its own: nothing else decides
         return username

@@ -25,7 +25,6 @@ prefix only and Slurm has the last word.
 from __future__ import annotations
 
 import asyncio
-import posixpath
 import re
 import shlex
 import time
@@ -41,7 +40,7 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Instance, Integer, Unicode, default
 
-from jupyterhub_hpc import form, i18n, port_api
+from jupyterhub_hpc import form, hosts, i18n, pending, port_api
 from jupyterhub_hpc import resources as rules
 from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
@@ -56,6 +55,10 @@ from jupyterhub_hpc.model import Cluster, Request
 port_api.install()
 # Each request's pages and messages in its browser's language (i18n.py: a per-request context variable).
 i18n.install()
+# The hub's pages and API only at the hub's own host, never at a user's (hosts.py); checked before the language.
+hosts.install()
+# A start its user stopped, a stop during the hub's check: a clear answer, never 500 (pending.py).
+pending.install()
 
 # The job's environment variable that names JupyterLab's locale (the users' server configuration reads it).
 LAB_LOCALE_ENV = "JUPYTERHUB_HPC_LAB_LOCALE"
@@ -85,6 +88,10 @@ DEFAULT_TIMEOUT_HELP = N_(
 
 class CommandNoAnswer(RuntimeError):
     """A command run for a user did not end within command_timeout (it was ended)."""
+
+
+class LinkedSpawn(Exception):
+    """A spawn asked for by a link (GET with options): JupyterHub shows the form with this message instead."""
 
 
 class JobEndedEarly(Exception):
@@ -130,14 +137,18 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     job_output = Unicode(
         ".jupyterhub-slurm-%j.log",
-        help="The job's output file (--output), relative to the user's home; its tail is shown if the job dies.",
+        help="The job's output file (--output), relative to the user's home: %j the job id, %u the user name, %% "
+        "a percent sign, no other %, no '..'. Its tail is shown if the job dies (output_tail_cmd finds the file from "
+        "this pattern and the job id, as the user: the sudo rule names the pattern).",
     ).tag(config=True)
 
     output_tail_cmd = Unicode(
-        f"/usr/bin/python3 -I -S {shlex.quote(str(JOB_TAIL))} {{max_bytes}} {{path}}",
+        f"/usr/bin/python3 -I -S {shlex.quote(str(JOB_TAIL))} {{max_bytes}} {{job_output}} {{job_id}}",
         help="Prints the size of the job's output file, then at most {max_bytes} bytes of its end (job_tail.py: "
-        "a regular file only, never through a link), run as the user with exec_prefix. The sudo rule must name this "
-        "command (the batchspawner role renders both from one setting). Empty: do not show it.",
+        "the file {job_output} names for the job {job_id} in the running user's home, a regular file only, never "
+        "through a link), run as the user with exec_prefix. The sudo rule must name this command with {max_bytes} "
+        "and {job_output} filled, the job id as digits (the batchspawner role renders both from one setting). "
+        "Empty: do not show it.",
     ).tag(config=True)
 
     output_tail_bytes = Integer(4096, help="At most this many bytes of a job's output are shown.").tag(config=True)
@@ -192,6 +203,14 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         "(a stop while Slurm did not answer). 0: never.",
     ).tag(config=True)
 
+    unanswered_polls = Integer(
+        3,
+        help="Polls in a row (one each poll_interval; at the hub's start, a second apart) at which a running "
+        "server's port does not accept a connection before its server is ended and its job cancelled. 0: never.",
+    ).tag(config=True)
+
+    answer_timeout = Float(5.0, help="Seconds a poll waits for a running server's port to accept.").tag(config=True)
+
     job_watch_interval = Float(2.0, help="Seconds between checks that a starting job is still there.").tag(config=True)
 
     job_board_cmd = Unicode(
@@ -241,7 +260,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     def _pending_reason_cmd_default(self) -> str:
         return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
 
+    _unanswered = 0  # polls in a row at which the running server's port did not answer
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
+    _background: ClassVar[set[asyncio.Future[Any]]] = set()  # cancellations of unowned jobs, kept until done
     _model: Cluster | None = None
     _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
     # The form's options and the request options_from_form validated them into, until apply_options takes it.
@@ -399,6 +420,14 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         notice = end.message() if end else ""
         return form.render(model, accounts, previous, notice)
 
+    async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
+        """A link to /hub/spawn with options never starts a server (a page of another site, or of another user's
+        server, could send the user's browser there): JupyterHub shows the form instead, filled with the link's
+        values, and only the form's POST (XSRF-checked) or an authenticated API call starts a server."""
+        options = {key: values[0] for key, values in query.items() if key in rules.LABELS and values}
+        self._submitted = {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
+        raise LinkedSpawn(_("Check these Server Options, then press Start."))
+
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         """Form data -> user_options, validated here, once: a broken rule raises ValueError, and the hub shows the
         form again with the message. The request is kept for apply_options, which the spawn runs next."""
@@ -416,6 +445,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         batchspawner exports to the job (keepvars, computed once per spawner) include it whatever the language."""
         env: dict[str, str] = super().get_env()
         env[LAB_LOCALE_ENV] = i18n.lab_locale(i18n.current())
+        # sbatch keeps a SLURM_UMASK it is given, and slurmstepd creates the job's output file with it: the log is
+        # private from its creation (the job script then sets the site's umask for the server's own files).
+        env["SLURM_UMASK"] = "0077"
         return env
 
     async def progress(self) -> Any:
@@ -470,13 +502,14 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         )
 
     def _keep_options(self, options: dict[str, Any]) -> None:
-        """What the hub keeps of a spawn's options (in memory, in its database, as the next form's values): the
-        validated fields only, nothing of a refused request. JupyterHub stores the raw REST body before
-        apply_options runs, so a request of any size and shape would otherwise stay for good."""
+        """What the hub keeps of a spawn's options: the validated fields, in memory only (the next form's values),
+        nothing of a refused request. JupyterHub stores the raw REST body in its database before apply_options runs
+        (so a request of any size and shape would stay for good), and starts a server asked for with an empty body
+        with the options it stored last: its record is emptied, so an empty body means the form's defaults."""
         self.user_options = options
         kept = self.orm_spawner
-        if kept is not None and kept.user_options != options:
-            kept.user_options = options
+        if kept is not None and kept.user_options:
+            kept.user_options = {}
             session = object_session(kept)
             if session is not None:
                 session.commit()
@@ -499,6 +532,20 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         script = await self._get_batch_script(**subvars, cmd=self.cmd_formatted_for_batch())
         self.log.info("Submitting the job of %s: %s", self.user.name, cmd)
         self.log.debug("Job script:\n%s", script)
+        # sbatch is never interrupted: a Stop, Log Out or the API's DELETE that cancels this start while sbatch runs
+        # would otherwise lose the id of a job Slurm may already have (it would run for its whole time limit). The
+        # submission finishes, records its job in the ledger, and the job is cancelled as no server's.
+        submission = asyncio.ensure_future(self._submit(cmd, script))
+        try:
+            job_id = await asyncio.shield(submission)
+        except asyncio.CancelledError:
+            submission.add_done_callback(self._cancel_unowned)
+            raise
+        self.job_id = self._submitted_job = job_id
+        return self.job_id
+
+    async def _submit(self, cmd: str, script: str) -> str:
+        """Run sbatch; the job id it answers (recorded in the ledger at once), or "" when it answers none."""
         try:
             out = await self.run_command(cmd, input=script, env=self.get_env())
         except RuntimeError as err:
@@ -512,17 +559,32 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                         "if Slurm submitted the job meanwhile, the hub cancels it."
                     ).format(seconds=f"{self.command_timeout:g}")
                 ) from err
-            reason = re.split(r" exit status -?\d+: ", str(err), maxsplit=1)[-1].strip()
+            reason = str(err).strip()
             raise RuntimeError(_("Slurm refused the job: {reason}").format(reason=reason)) from err
         try:
-            self.job_id = str(self.parse_job_id(out))
+            job_id = str(self.parse_job_id(out))
         except Exception:  # as batchspawner: no job id, and start() fails the spawn
             self.log.error("No job id in sbatch's answer: %r", out[-300:])
-            self.job_id = ""
-        self._submitted_job = self.job_id
-        if self._submitted_job:
-            self.ledger.add(self._submitted_job, self.user.name)
-        return self.job_id
+            return ""
+        if not JOB_ID.fullmatch(job_id):
+            self.log.error("Not a job id in sbatch's answer: %r", out[-300:])
+            return ""
+        # Owned by this start (the reconciler spares it) and recorded in the same step, before anything else runs.
+        self._submitted_job = job_id
+        self.ledger.add(job_id, self.user.name)
+        return job_id
+
+    def _cancel_unowned(self, submission: asyncio.Future[str]) -> None:
+        """The submission of a start that was cancelled meanwhile has ended: its job (if any) is no server's."""
+        if submission.cancelled() or submission.exception() is not None or not submission.result():
+            return  # no job, or an unanswered sbatch the reconciler looks for (the ledger's lost users)
+        job_id = submission.result()
+        if self._submitted_job == job_id:
+            self._submitted_job = ""
+        self.log.warning("The start of %s was stopped while sbatch ran: cancelling its job %s", self.user.name, job_id)
+        cancel = asyncio.ensure_future(self._cancel_recorded(job_id, self.user.name))
+        self._background.add(cancel)
+        cancel.add_done_callback(self._background.discard)
 
     async def start(self) -> Any:
         """batchspawner's start, watched: a job that ends before its server reports a port (batchspawner would
@@ -640,11 +702,24 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     # -- a server's job ending under its user ---------------------------------------------------------------
     async def poll(self) -> int | None:
         """batchspawner's poll; a job that ended without its user stopping it is kept (``JobEnd``: Slurm's last
-        state and node) so that the next form says what happened."""
+        state and node) so that the next form says what happened. A server whose job Slurm still runs but whose port
+        no longer answers (its node gone: Slurm notices minutes later) is ended after unanswered_polls checks in a
+        row, its job cancelled, and the user told on the next form."""
         job_id = self.job_id
         status = await self.query_job_status()
-        if status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.UNKNOWN):
+        if status in (JobStatus.PENDING, JobStatus.UNKNOWN):
             return None
+        if status == JobStatus.RUNNING:
+            if await self.answers():
+                return None
+            self._job_end = JobEnd.no_answer(job_id, self.job_status or "")
+            self.log.warning("The server of %s no longer answers: cancelling its job %s", self.user.name, job_id)
+            try:
+                await self.cancel_batch_job()
+            except RuntimeError as err:  # the reconciler cancels it later (the job stays in the ledger)
+                self.log.warning("Cannot cancel job %s yet: %s", job_id, err)
+            self.clear_state()
+            return 1
         if job_id:
             # sacct (when squeue has forgotten the job) is asked by the form that tells it, not here: poll runs for
             # every server, at hub start too, and must not wait for slurmdbd.
@@ -653,6 +728,40 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 self.log.warning("The server of %s ended under it: job %s %s", self.user.name, job_id, self._job_end)
         self.clear_state()
         return 1
+
+    async def answers(self) -> bool:
+        """Whether the running server's port accepts a connection, counted over polls: False only at the
+        unanswered_polls-th failure in a row. At the hub's own start (its check of every server, while a Stop
+        must wait) the checks are made now, a second apart, instead of a poll interval apart."""
+        server = self.server
+        if self.unanswered_polls <= 0 or server is None or not server.port or self._spawn_pending:
+            return True
+        tries = self.unanswered_polls if self._check_pending else 1
+        for attempt in range(tries):
+            if attempt:
+                await asyncio.sleep(1.0)
+            try:
+                _reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(server.ip or self.ip, server.port), timeout=self.answer_timeout
+                )
+            except (TimeoutError, OSError):
+                self._unanswered += 1
+                self.log.warning(
+                    "The server of %s did not answer at %s:%s (%d of %d)",
+                    self.user.name,
+                    server.ip or self.ip,
+                    server.port,
+                    self._unanswered,
+                    self.unanswered_polls,
+                )
+                if self._unanswered >= self.unanswered_polls:
+                    self._unanswered = 0
+                    return False
+                continue
+            writer.close()
+            self._unanswered = 0
+            return True
+        return True
 
     async def accounted_end(self, end: JobEnd) -> JobEnd | None:
         """``end`` as Slurm's accounting tells it (sacct's first line, ``STATE[ by UID]|NODELIST``): None if the job
@@ -721,10 +830,16 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         user; control characters removed; says when it was cut."""
         if not (job_id and self.output_tail_cmd):
             return ""
-        name = self.job_output.replace("%j", job_id).replace("%u", self.user.name)
-        path = posixpath.join(self.req_homedir, name)
+        if not (job_id.isascii() and job_id.isdigit()):
+            self.log.warning("Not reading the output of job %r: not a job id", job_id)
+            return ""
+        # The tail finds the file itself from the pattern, as the user (job_tail.py); the name is for the message.
+        fields = {"j": job_id, "u": self.user.name, "%": "%"}
+        name = re.sub(r"%([ju%])", lambda match: fields[match.group(1)], self.job_output)
         prefix = self.exec_prefix.format(username=shlex.quote(self.user.name))
-        tail_cmd = self.output_tail_cmd.format(path=shlex.quote(path), max_bytes=int(self.output_tail_bytes))
+        tail_cmd = self.output_tail_cmd.format(
+            max_bytes=int(self.output_tail_bytes), job_output=shlex.quote(self.job_output), job_id=job_id
+        )
         await asyncio.sleep(1)  # slurmd writes the last lines as the job ends
         result = await self.run_limited(f"{prefix} {tail_cmd}", limit=self.output_tail_bytes + 32)
         if result.returncode != 0:

@@ -21,6 +21,7 @@ import statistics
 import struct
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -143,7 +144,7 @@ def test_failures_take_the_same_time_whether_the_user_exists_or_not(base_url: st
     )
     assert min(existing + unknown) >= minimum
     assert abs(statistics.median(existing) - statistics.median(unknown)) < 0.15
-    # mallory's right password resets her count (she is still refused: not in the allowed group).
+    # mallory's right password is refused like a wrong one (not in the allowed group), and counts as a failure.
     assert post_login(base_url, "mallory", "mallory-demo")[0].status_code == 403
 
 
@@ -176,3 +177,62 @@ def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(hub: Host
     hub_ip = base_url.removeprefix("https://").split(":")[0]
     assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", logged.group(2)) and logged.group(2) not in (hub_ip, "127.0.0.1")
     assert not any(line.startswith(forged) for line in journal.splitlines())
+
+
+def post_token(base_url: str, user: str, password: str) -> tuple[requests.Response, float]:
+    """The token API's password login (JupyterHub 6: POST /hub/api/users/<name>/tokens with {"auth": {...}}, no
+    cookie, no XSRF token); the answer and the seconds the POST took."""
+    client = HubClient(base_url, verify=False)
+    start = time.monotonic()
+    resp = client.session.post(
+        client.url(f"/hub/api/users/{user}/tokens"),
+        json={"auth": {"username": user, "password": password}, "note": "timing"},
+        timeout=60,
+    )
+    return resp, time.monotonic() - start
+
+
+@pytest.fixture
+def outsiders(hub: Host) -> Iterator[list[tuple[str, str]]]:
+    """Three accounts PAM accepts but the hub does not allow (not in jupyterhub_allowed_groups), made for this test
+    and removed after it: a right password of one is a failure for its name like a wrong one (5 in 5 minutes), so
+    each takes 4 attempts and a second verify starts afresh."""
+    tag = uuid.uuid4().hex[:6]
+    accounts = [(f"outsider{tag}{i}", f"outsider-{tag}-{i}-pw") for i in range(3)]
+    try:
+        for name, password in accounts:
+            hub.check_output(f"useradd --no-create-home --shell /usr/sbin/nologin {name}")
+            hub.check_output(f"echo '{name}:{password}' | chpasswd")
+            assert "hubusers" not in hub.check_output(f"id -nG {name}").split()
+        yield accounts
+    finally:
+        for name, _ in accounts:
+            hub.run(f"userdel {name}")
+
+
+def test_a_not_allowed_accounts_right_password_fails_in_the_same_time(
+    base_url: str, pam_config: dict[str, Any], outsiders: list[tuple[str, str]]
+) -> None:
+    """An account outside the allowed groups gets the same answer, after the same time, with its right password as
+    with a wrong one, through the login form and through the token API (issue 22: 0.76 s against 2.01 s before)."""
+    minimum = float(pam_config.get("failed_login_min_seconds", 2.0))
+    for channel, attempt in (("login form", post_login), ("token API", post_token)):
+        right: list[float] = []
+        wrong: list[float] = []
+        for name, password in outsiders:  # interleaved; one account per round (4 attempts each, under the limit)
+            good, took = attempt(base_url, name, password)
+            assert good.status_code == 403, (channel, "right", good.status_code, good.text[:200])
+            right.append(took)
+            bad, took = attempt(base_url, name, "not-the-password")
+            assert bad.status_code == 403, (channel, "wrong", bad.status_code, bad.text[:200])
+            wrong.append(took)
+            if channel == "login form":
+                assert "Invalid username or password" in good.text and "Invalid username or password" in bad.text
+            else:
+                assert good.json() == bad.json()
+        print(
+            f"{channel}, not-allowed account, p50: right password {statistics.median(right):.3f} s, "
+            f"wrong {statistics.median(wrong):.3f} s (minimum {minimum} s)"
+        )
+        assert statistics.median(right) >= minimum and statistics.median(wrong) >= minimum, (channel, right, wrong)
+        assert abs(statistics.median(right) - statistics.median(wrong)) < 0.25, (channel, right, wrong)
