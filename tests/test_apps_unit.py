@@ -21,7 +21,8 @@ RSTUDIO = {
     "title": "RStudio",
     "icon": "/opt/rstudio/rstudio.svg",
     "timeout": 120,
-    "command": ["/opt/rstudio/bin/jupyter-rserver", "{port}"],
+    "command": ["/opt/rstudio/bin/jupyter-rserver", "{unix_socket}"],
+    "unix_socket": True,
     "environment": {"RSTUDIO_DATA_HOME": "/tmp"},
 }
 CODE = {
@@ -43,10 +44,11 @@ def problems(apps: Any) -> list[str]:
 def test_a_declaration_renders_as_jupyter_server_proxy_servers() -> None:
     assert server_proxy_servers([RSTUDIO, CODE]) == {
         "rstudio": {
-            "command": ["/opt/rstudio/bin/jupyter-rserver", "{port}"],
+            "command": ["/opt/rstudio/bin/jupyter-rserver", "{unix_socket}"],
             "environment": {"RSTUDIO_DATA_HOME": "/tmp"},
             "timeout": 120,
             "new_browser_tab": True,
+            "unix_socket": True,
             "launcher_entry": {
                 "enabled": True,
                 "title": "RStudio",
@@ -78,7 +80,9 @@ def test_the_rendering_is_deterministic_whatever_the_declarations_order() -> Non
 
 
 def test_title_defaults_to_the_name() -> None:
-    servers = server_proxy_servers([{"name": "tb", "command": ["/usr/bin/tensorboard", "--port={port}"]}])
+    servers = server_proxy_servers(
+        [{"name": "tb", "command": ["/usr/bin/tensorboard", "--port={port}"], "shared_tcp_port": True}]
+    )
     assert servers["tb"]["launcher_entry"]["title"] == "tb"
 
 
@@ -160,23 +164,81 @@ def test_title_defaults_to_the_name() -> None:
             "jupyter_env_apps[0].unix_socket: 'yes' is not true or false",
         ),
         (
+            {"name": "app", "command": ["/usr/bin/app"], "shared_tcp_port": "yes"},
+            "jupyter_env_apps[0].shared_tcp_port: 'yes' is not true or false",
+        ),
+        (
             {"name": "app", "command": ["/usr/bin/app"], "title": "{port}"},
             "jupyter_env_apps[0].title: '{port}' has a brace that is not a placeholder (none here)",
         ),
         (
             {"name": "app", "command": ["/usr/bin/app"], "args": ["x"]},
             "jupyter_env_apps[0]: unknown key(s) args (known: command, environment, icon, name, new_browser_tab, "
-            "path, timeout, title, unix_socket)",
+            "path, shared_tcp_port, timeout, title, unix_socket)",
         ),
         ("rstudio", "jupyter_env_apps[0]: 'rstudio' is not a mapping (name, command, title, ...)"),
     ],
 )
 def test_a_broken_app_is_refused_with_its_path(app: Any, message: str) -> None:
+    # Each case breaks one rule; how it listens is right (a private socket) unless that is the case's own rule.
+    if isinstance(app, dict) and "unix_socket" not in app:
+        app = {"unix_socket": True, **app}
     assert problems([app]) == [message]
 
 
+TCP_PORT = (
+    "listens on a TCP port ({port}) that every other user of the compute node can connect to: set unix_socket: true "
+    "(a socket in a private directory), or shared_tcp_port: true for an app that checks each connection itself or "
+    "serves nothing private"
+)
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        # What another user of the node would connect to: code-server and RStudio with their own login off, on a port.
+        {
+            "name": "code",
+            "command": ["/opt/code-server/bin/code-server", "--auth=none", "--bind-addr=127.0.0.1:{port}"],
+        },
+        {"name": "rstudio", "command": ["/usr/lib/rstudio-server/bin/rserver", "--auth-none=1", "--www-port={port}"]},
+        # Saying no to both is saying nothing; a fixed port or one in the environment is a TCP port too.
+        {"name": "code", "command": ["/opt/code-server/bin/code-server"], "unix_socket": False},
+        {"name": "code", "command": ["/opt/code-server/bin/code-server"], "shared_tcp_port": False},
+        {"name": "app", "command": ["/usr/bin/app", "--port", "8888"], "unix_socket": False, "shared_tcp_port": False},
+        {"name": "app", "command": ["/usr/bin/app"], "environment": {"PORT": "{port}"}},
+    ],
+)
+def test_an_app_on_a_tcp_port_is_refused_unless_the_site_says_so(app: dict[str, Any]) -> None:
+    assert problems([CODE, app]) == [f"jupyter_env_apps[1]: {TCP_PORT}"]
+    with pytest.raises(ResourceError, match=r"^jupyter_env_apps\[0\]: listens on a TCP port \(\{port\}\) "):
+        server_proxy_servers([app])
+
+
+def test_a_private_socket_and_a_shared_port_together_are_refused() -> None:
+    app = {"name": "vscode", "command": ["/opt/code-server/bin/code-server", "--socket={unix_socket}"]}
+    assert problems([{**app, "unix_socket": True, "shared_tcp_port": True}]) == [
+        "jupyter_env_apps[0]: unix_socket: true and shared_tcp_port: true contradict each other: with unix_socket "
+        "jupyter-server-proxy proxies to the socket only and gives the app no port ({port} is 0); keep the one that "
+        "says how the app listens"
+    ]
+
+
+def test_a_private_socket_or_a_port_the_site_declared_shared_is_accepted() -> None:
+    docs = {
+        "name": "docs-http",
+        "command": ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/usr/share/doc"],
+        "shared_tcp_port": True,
+    }
+    servers = server_proxy_servers([CODE, docs, {**CODE, "name": "vscode2", "shared_tcp_port": False}])
+    assert servers["vscode"]["unix_socket"] is True and servers["vscode2"]["unix_socket"] is True
+    # The site's statement is checked, not passed on: jupyter-server-proxy has no such key, and gives a free port.
+    assert "unix_socket" not in servers["docs-http"]
+    assert not any("shared_tcp_port" in server for server in servers.values())
+
+
 def test_every_broken_rule_is_named_and_names_are_unique() -> None:
-    assert problems([RSTUDIO, {"name": "Bad!", "command": []}, dict(RSTUDIO)]) == [
+    assert problems([RSTUDIO, {"name": "Bad!", "command": [], "unix_socket": True}, dict(RSTUDIO)]) == [
         "jupyter_env_apps[1].name: 'Bad!' must be 2 to 32 of a-z, 0-9 and '-', starting with a letter (it is the "
         "app's URL path, /user/<name>/<app>/)",
         "jupyter_env_apps[1].command: [] must be a non-empty list (program, then each argument; no shell)",
@@ -203,6 +265,16 @@ def test_preflight_refuses_a_broken_app_naming_its_path() -> None:
     assert run.returncode != 0
     assert "an application in jupyter_env_apps is broken, nothing was deployed" in run.stdout
     assert "jupyter_env_apps[1].command[0]: '/bin/bash' is a shell or env" in run.stdout
+
+
+def test_preflight_refuses_an_app_on_a_port_the_nodes_other_users_reach() -> None:
+    apps = [CODE, {"name": "code", "command": ["/opt/code-server/bin/code-server", "--auth=none", "--port={port}"]}]
+    run = ansible_playbook(
+        "-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps({"jupyter_env_apps": apps})
+    )
+    assert run.returncode != 0
+    assert "an application in jupyter_env_apps is broken, nothing was deployed" in run.stdout
+    assert f"jupyter_env_apps[1]: {TCP_PORT}" in run.stdout
 
 
 def test_the_role_renders_the_apps_into_the_users_server_config(tmp_path: Path) -> None:

@@ -10,6 +10,13 @@ No shell: jupyter-server-proxy executes the command as a list (no ``sh -c``), an
 so nothing in an app's arguments is ever interpolated by a shell. The only substitutions are jupyter-server-proxy's
 own ``{port}``, ``{unix_socket}`` and ``{base_url}``; any other brace is refused (it would fail at launch).
 
+No port for the node's other users unless the site says so: an app on a TCP port (``{port}``) is reachable by every
+other user of the compute node (loopback is the node's, not the user's), and an RStudio or code-server with its own
+authentication off would run code as the user for any of them. With ``unix_socket: true`` jupyter-server-proxy
+(4.6, ``handlers.py`` ``SuperviseAndProxyHandler.unix_socket``) makes the socket in a new ``mkdtemp`` directory, mode
+0700, the user's own. So an app declares either ``unix_socket: true`` or ``shared_tcp_port: true`` (the site's
+statement that the app checks each connection itself or serves nothing private; checked here, not passed on).
+
 Standard library only, no I/O: the controller's preflight imports it (``filter_plugins/hpc_resources.py``).
 """
 
@@ -57,7 +64,18 @@ RESERVED_NAMES = frozenset(
 )
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "env"})
 KEYS = frozenset(
-    {"name", "command", "title", "icon", "timeout", "environment", "path", "new_browser_tab", "unix_socket"}
+    {
+        "name",
+        "command",
+        "title",
+        "icon",
+        "timeout",
+        "environment",
+        "path",
+        "new_browser_tab",
+        "unix_socket",
+        "shared_tcp_port",
+    }
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]", re.ASCII)
@@ -172,6 +190,20 @@ def _one(app: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
 
     new_tab = _bool(app, "new_browser_tab", True, where, problems)
     unix_socket = _bool(app, "unix_socket", False, where, problems)
+    shared_tcp_port = _bool(app, "shared_tcp_port", False, where, problems)
+    if isinstance(app.get("unix_socket", False), bool) and isinstance(app.get("shared_tcp_port", False), bool):
+        if not unix_socket and not shared_tcp_port:
+            problems.append(
+                f"{where}: listens on a TCP port ({{port}}) that every other user of the compute node can connect to: "
+                "set unix_socket: true (a socket in a private directory), or shared_tcp_port: true for an app that "
+                "checks each connection itself or serves nothing private"
+            )
+        elif unix_socket and shared_tcp_port:
+            problems.append(
+                f"{where}: unix_socket: true and shared_tcp_port: true contradict each other: with unix_socket "
+                "jupyter-server-proxy proxies to the socket only and gives the app no port ({port} is 0); keep the "
+                "one that says how the app listens"
+            )
 
     if len(problems) > start:
         return None

@@ -217,7 +217,7 @@ def test_a_large_body_does_not_stall_the_hub(base_url: str) -> None:
         try:
             codes.append(
                 requests.post(
-                    f"{base_url}/hub/api/users",
+                    f"{base_url}/hub/api/users/alice/tokens",  # its body is parsed before any authentication
                     data=body,
                     headers={"Content-Type": "application/json"},
                     verify=False,
@@ -233,8 +233,8 @@ def test_a_large_body_does_not_stall_the_hub(base_url: str) -> None:
         f"large bodies answered {codes}; /hub/health p50 {statistics.median(latencies) * 1000:.1f} ms, "
         f"max {max(latencies) * 1000:.1f} ms over {len(latencies)} checks"
     )
-    assert all(code in (0, 400, 413, 502) for code in codes), codes
     assert max(latencies) < 0.1, latencies
+    assert all(code in (0, 400, 413, 502) for code in codes), codes
 
 
 # -- 8. a server that no longer answers -------------------------------------------------------------------------
