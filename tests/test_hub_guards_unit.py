@@ -1,6 +1,7 @@
 """The hub's guards around JupyterHub's handlers, from the attacker's side: a request for the hub at a user's host
 (hosts.py), a large request body (limits.py), a start its user stopped and a stop during the hub's check
-(pending.py). The Molecule scenario replays each against the real hub (tests/test_attacks_shared_node.py)."""
+(pending.py). The Molecule scenario replays each against the real hub
+(molecule/default/tests/test_attacks_round3.py)."""
 
 from __future__ import annotations
 
@@ -174,3 +175,31 @@ def test_a_stop_during_the_hubs_check_waits_for_it() -> None:
 
     assert asyncio.run(check_finds_it_gone()) is None
     assert len(stopped) == 1
+
+
+def test_a_stop_during_another_stop_or_a_cancelled_start_never_raises() -> None:
+    """JupyterHub raises (a 500) when a stop meets a stop under way, or the start it just cancelled still cleaning
+    up: the first is returned as it is, the second waited for."""
+    calls: list[str] = []
+
+    async def stop(self: Any, user: Any, server_name: str = "") -> str:
+        calls.append("stopped")
+        return "stopping"
+
+    under_way = SimpleNamespace(pending="stop", active=True, _stop_future="the stop under way")
+    assert asyncio.run(pending.guard_stop(stop)(None, SimpleNamespace(spawners={"": under_way}), "")) == (
+        "the stop under way"
+    )
+    assert calls == []
+
+    cleaning = SimpleNamespace(pending="spawn", active=True)
+
+    async def start_cleans_up() -> object:
+        def done() -> None:
+            cleaning.pending, cleaning.active = None, False
+
+        asyncio.get_running_loop().call_later(0.2, done)
+        return await pending.guard_stop(stop)(None, SimpleNamespace(spawners={"": cleaning}), "")
+
+    assert asyncio.run(start_cleans_up()) is None
+    assert calls == []

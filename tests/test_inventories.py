@@ -305,6 +305,15 @@ def test_preflight_refuses_an_oath_users_file_the_hub_cannot_write() -> None:
     assert "jupyterhub_pam_oath_users_file (/etc/users.oath) must be an absolute path outside /etc" in run.stdout
 
 
+@pytest.mark.parametrize("umask", [18, "022 ; id", "0888"])
+def test_preflight_refuses_a_job_umask_the_job_script_cannot_set(umask: object) -> None:
+    run = ansible_playbook(
+        "-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps({"batchspawner_job_umask": umask})
+    )
+    assert run.returncode != 0
+    assert f"batchspawner_job_umask ({umask}) must be a quoted octal umask" in run.stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "refused"),
     [

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import jinja2
+import jobscript
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -131,30 +130,11 @@ def test_arbitrary_strings_never_reach_the_job_script(name: str) -> None:
 
 
 def render_job_script(request: Request) -> str:
-    """The role's job-script template, rendered as Ansible then batchspawner do (two Jinja passes), the request's
-    variables from ``Request.job_vars`` as the spawner passes them."""
-    source = (ROOT / "roles" / "batchspawner" / "templates" / "batch_script.sh.j2").read_text()
-    ansible_env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    ansible_env.filters["quote"] = shlex.quote  # Ansible's filter of that name
-    ansible_pass = ansible_env.from_string(source)
-    script = ansible_pass.render(
-        batchspawner_job_output=".jupyterhub-slurm-%j.log",
-        batchspawner_runtime_parent="${SLURM_TMPDIR:-${TMPDIR:-/tmp}}",
-        batchspawner_job_umask="0022",
-        jupyterhub_user_env="/opt/jupyterhub/user",
-        batchspawner_job_prologue="",
-        batchspawner_job_env_init=["/etc/profile.d/lmod.sh"],
-    )
-    return (
-        jinja2.Environment()
-        .from_string(script)
-        .render(
-            homedir="/home/alice",
-            keepvars="PATH,JUPYTERHUB_API_TOKEN",
-            srun="/usr/bin/srun --export=ALL",
-            cmd="/opt/jupyterhub/user/bin/batchspawner-singleuser /opt/jupyterhub/user/bin/jupyterhub-singleuser",
-            **request.job_vars(),
-        )
+    """The job script the spawner submits for ``request`` (tests/jobscript.py)."""
+    return jobscript.render_job_script(
+        request.job_vars(),
+        srun="/usr/bin/srun --export=ALL",
+        cmd="/opt/jupyterhub/user/bin/batchspawner-singleuser /opt/jupyterhub/user/bin/jupyterhub-singleuser",
     )
 
 

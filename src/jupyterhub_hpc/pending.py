@@ -4,8 +4,9 @@
   (JupyterHub cancels its spawn future). The request that asked for the start (the form's POST, the API's POST) is
   still waiting on that future and gets its ``CancelledError``, which tornado answers as an internal error. Here
   it answers 409 with what happened; a cancellation of the request itself (the hub shutting down) still propagates.
-* A stop while the hub checks the server (after the hub's own restart it polls every server it had): JupyterHub
-  raises ``RuntimeError("... pending check")``, a 500. Here the stop waits for the check (bounded), then stops what
+* A stop while the hub checks the server (after the hub's own restart it polls every server it had), while a start
+  this stop cancelled still cleans up, or while another stop runs: JupyterHub raises ``RuntimeError("... pending
+  check")``, a 500. Here the stop waits for the check (bounded), then stops what
   is still running (a server the check found gone is already stopped); a check that outlasts the wait answers 503
   with Retry-After.
 """
@@ -29,9 +30,10 @@ _installed = False
 
 
 async def _after_check(spawner: Any, wait: float = CHECK_WAIT_SECONDS) -> None:
-    """Return once the spawner is no longer being checked; 503 if it still is after ``wait`` seconds."""
+    """Return once the spawner is no longer being checked, nor finishing a start it was told to stop; 503 if it
+    still is after ``wait`` seconds."""
     deadline = time.monotonic() + wait
-    while spawner.pending == "check":
+    while spawner.pending in ("check", "spawn"):
         if time.monotonic() >= deadline:
             busy = web.HTTPError(
                 503,
@@ -68,11 +70,15 @@ def guard_stop(original: Any) -> Any:
 
     async def stop_single_user(self: Any, user: Any, server_name: str = "") -> Any:
         spawner = user.spawners.get(server_name)
-        if spawner is not None and spawner.pending == "check":
+        if spawner is not None and spawner.pending in ("check", "spawn"):
+            # The hub's check after its restart; or a start this very stop cancelled (JupyterHub's DELETE cancels
+            # it, waits one second, then stops), still cleaning up (its scancel) when Slurm is slow.
             await _after_check(spawner)
             checked = user.spawners.get(server_name)
             if checked is None or not checked.active:
-                return None  # the check found the server gone and stopped it: nothing left to stop
+                return None  # the check or the cancelled start left nothing running: nothing to stop
+        if spawner is not None and spawner.pending == "stop":
+            return getattr(spawner, "_stop_future", None)  # a stop already under way (JupyterHub would raise: 500)
         return await original(self, user, server_name)
 
     stop_single_user.__doc__ = original.__doc__

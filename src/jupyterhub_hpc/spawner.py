@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import socket
 import time
 import weakref
 from collections.abc import Mapping
@@ -261,10 +262,13 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
 
     _unanswered = 0  # polls in a row at which the running server's port did not answer
+    _first_unanswered = 0.0  # when the first of them was
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
+    _in_flight: frozenset[str] = frozenset()  # jobs sbatch answered whose start has not taken them yet
     _background: ClassVar[set[asyncio.Future[Any]]] = set()  # cancellations of unowned jobs, kept until done
     _model: Cluster | None = None
     _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
+    _linked: dict[str, str] | None = None  # a link's options, shown on the form it asked for (once)
     # The form's options and the request options_from_form validated them into, until apply_options takes it.
     _form_request: tuple[dict[str, str], Request] | None = None
     _job_end: JobEnd | None = None  # the last server's job that ended under the user (told on the next form)
@@ -338,7 +342,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """Cancel, as its user, every recorded job no live spawner owns; forget the ones Slurm says are ended.
         Returns the ids cancelled."""
         mine = [s for s in list(self._live) if s.job_ledger_file == self.job_ledger_file]
-        owned = {job for s in mine for job in (s.job_id, s._submitted_job) if job} | self._jobs_in_database()
+        owned = {job for s in mine for job in (s.job_id, s._submitted_job, *s._in_flight) if job}
+        owned |= self._jobs_in_database()
         cancelled = []
         for job_id, user in sorted(self.ledger.jobs().items()):
             if job_id not in owned and await self._cancel_recorded(job_id, user):
@@ -413,7 +418,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
     async def render_form(self) -> str:
         model = self.model
         accounts = await self.user_accounts()
-        previous = self._submitted or self.user_options or {}
+        previous, self._linked = self._linked or self._submitted or self.user_options or {}, None
         end = self._job_end
         if end is not None and not end.state:  # squeue had forgotten the job: Slurm's accounting, once asked
             self._job_end = end = await self.accounted_end(end)
@@ -425,7 +430,8 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         server, could send the user's browser there): JupyterHub shows the form instead, filled with the link's
         values, and only the form's POST (XSRF-checked) or an authenticated API call starts a server."""
         options = {key: values[0] for key, values in query.items() if key in rules.LABELS and values}
-        self._submitted = {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
+        # Shown on this one page only: a link's values are never kept for the user's later forms.
+        self._linked = {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
         raise LinkedSpawn(_("Check these Server Options, then press Start."))
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
@@ -542,6 +548,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
             submission.add_done_callback(self._cancel_unowned)
             raise
         self.job_id = self._submitted_job = job_id
+        self._in_flight = self._in_flight - {job_id}
         return self.job_id
 
     async def _submit(self, cmd: str, script: str) -> str:
@@ -569,8 +576,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         if not JOB_ID.fullmatch(job_id):
             self.log.error("Not a job id in sbatch's answer: %r", out[-300:])
             return ""
-        # Owned by this start (the reconciler spares it) and recorded in the same step, before anything else runs.
-        self._submitted_job = job_id
+        # In flight (the reconciler spares it) and recorded in the same step, before anything else runs; the start
+        # that asked for it takes it (or, stopped meanwhile, cancels it).
+        self._in_flight = self._in_flight | {job_id}
         self.ledger.add(job_id, self.user.name)
         return job_id
 
@@ -579,8 +587,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         if submission.cancelled() or submission.exception() is not None or not submission.result():
             return  # no job, or an unanswered sbatch the reconciler looks for (the ledger's lost users)
         job_id = submission.result()
-        if self._submitted_job == job_id:
-            self._submitted_job = ""
+        self._in_flight = self._in_flight - {job_id}
         self.log.warning("The start of %s was stopped while sbatch ran: cancelling its job %s", self.user.name, job_id)
         cancel = asyncio.ensure_future(self._cancel_recorded(job_id, self.user.name))
         self._background.add(cancel)
@@ -591,6 +598,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         wait for the full start_timeout) fails the spawn within seconds, with the end of the job's output; a job
         still pending when the time is up is cancelled, and the user is told why and what to try."""
         self._job_end = None  # told on the form that asked for this start; it is about an older job
+        self._unanswered = 0
         starting = asyncio.ensure_future(super().start())
         began = time.monotonic()
         limit = self.pending_timeout or max(self.start_timeout - 10.0, self.job_watch_interval)
@@ -730,37 +738,42 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         return 1
 
     async def answers(self) -> bool:
-        """Whether the running server's port accepts a connection, counted over polls: False only at the
-        unanswered_polls-th failure in a row. At the hub's own start (its check of every server, while a Stop
-        must wait) the checks are made now, a second apart, instead of a poll interval apart."""
+        """Whether the running server's port accepts a connection, over polls: False only when it has refused or
+        not answered at unanswered_polls polls in a row spanning at least that many poll intervals (a page reload
+        also polls; a blip of the hub's own network is not a dead node). A name that does not resolve counts as
+        neither. The hub's own check after its restart is JupyterHub's (it waits http_timeout, then stops a
+        server that never answers): nothing is decided here then."""
         server = self.server
         if self.unanswered_polls <= 0 or server is None or not server.port or self._spawn_pending:
             return True
-        tries = self.unanswered_polls if self._check_pending else 1
-        for attempt in range(tries):
-            if attempt:
-                await asyncio.sleep(1.0)
-            try:
-                _reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(server.ip or self.ip, server.port), timeout=self.answer_timeout
-                )
-            except (TimeoutError, OSError):
-                self._unanswered += 1
-                self.log.warning(
-                    "The server of %s did not answer at %s:%s (%d of %d)",
-                    self.user.name,
-                    server.ip or self.ip,
-                    server.port,
-                    self._unanswered,
-                    self.unanswered_polls,
-                )
-                if self._unanswered >= self.unanswered_polls:
-                    self._unanswered = 0
-                    return False
-                continue
-            writer.close()
-            self._unanswered = 0
+        host = server.ip or self.ip
+        if self._check_pending or host in ("", "0.0.0.0", "::"):
             return True
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, server.port), timeout=self.answer_timeout
+            )
+        except socket.gaierror as err:  # the hub cannot resolve the node's name: says nothing of the server
+            self.log.warning("Cannot resolve %s for the server of %s: %s", host, self.user.name, err)
+            return True
+        except (TimeoutError, OSError) as err:
+            now = time.monotonic()
+            if not self._unanswered:
+                self._first_unanswered = now
+            self._unanswered += 1
+            self.log.warning(
+                "The server of %s did not answer at %s:%s (%d of %d): %s",
+                self.user.name,
+                host,
+                server.port,
+                self._unanswered,
+                self.unanswered_polls,
+                err or type(err).__name__,
+            )
+            span = (self.unanswered_polls - 1) * self.poll_interval
+            return not (self._unanswered >= self.unanswered_polls and now - self._first_unanswered >= span)
+        writer.close()
+        self._unanswered = 0
         return True
 
     async def accounted_end(self, end: JobEnd) -> JobEnd | None:
