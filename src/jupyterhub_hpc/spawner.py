@@ -263,6 +263,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     _unanswered = 0  # polls in a row at which the running server's port did not answer
     _first_unanswered = 0.0  # when the first of them was
+    _address: tuple[str, str] = ("", "")  # the running server's host name and the address it resolved to
     _submitted_job = ""  # the job the current start submitted; a start that does not succeed cancels it
     _in_flight: frozenset[str] = frozenset()  # jobs sbatch answered whose start has not taken them yet
     _background: ClassVar[set[asyncio.Future[Any]]] = set()  # cancellations of unowned jobs, kept until done
@@ -598,7 +599,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         wait for the full start_timeout) fails the spawn within seconds, with the end of the job's output; a job
         still pending when the time is up is cancelled, and the user is told why and what to try."""
         self._job_end = None  # told on the form that asked for this start; it is about an older job
-        self._unanswered = 0
+        self._unanswered, self._address = 0, ("", "")
         starting = asyncio.ensure_future(super().start())
         began = time.monotonic()
         limit = self.pending_timeout or max(self.start_timeout - 10.0, self.job_watch_interval)
@@ -609,6 +610,7 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
                 if done:
                     ip, port = starting.result()
                     await self.wait_for_port(ip, port)
+                    await self.remember_address(ip, port)
                     started = True
                     return ip, port
                 job_id = self._submitted_job
@@ -737,25 +739,37 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         self.clear_state()
         return 1
 
+    async def remember_address(self, host: str, port: int) -> bool:
+        """Resolve the server's host once (when it starts, or at the first check after a hub restart): the checks
+        reach the node at that address, so a DNS outage of the hub, or a node's name gone with the node, is never
+        taken for a server that does not answer, nor hides one."""
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as err:
+            self.log.warning("Cannot resolve %s for the server of %s: %s", host, self.user.name, err)
+            return False
+        self._address = (host, str(found[0][4][0]))
+        return True
+
     async def answers(self) -> bool:
         """Whether the running server's port accepts a connection, over polls: False only when it has refused or
         not answered at unanswered_polls polls in a row spanning at least that many poll intervals (a page reload
-        also polls; a blip of the hub's own network is not a dead node). A name that does not resolve counts as
-        neither. The hub's own check after its restart is JupyterHub's (it waits http_timeout, then stops a
-        server that never answers): nothing is decided here then."""
+        also polls; a blip of the hub's own network is not a dead node). The node's name is resolved once, at the
+        first check that can (a name that does not resolve then counts as neither; a node gone later is reached at
+        its address, not looked up again). The hub's own check after its restart is JupyterHub's (it waits
+        http_timeout, then stops a server that never answers): nothing is decided here then."""
         server = self.server
         if self.unanswered_polls <= 0 or server is None or not server.port or self._spawn_pending:
             return True
         host = server.ip or self.ip
         if self._check_pending or host in ("", "0.0.0.0", "::"):
             return True
+        if self._address[0] != host and not await self.remember_address(host, server.port):
+            return True  # cannot resolve it now: says nothing of the server
         try:
             _reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, server.port), timeout=self.answer_timeout
+                asyncio.open_connection(self._address[1], server.port), timeout=self.answer_timeout
             )
-        except socket.gaierror as err:  # the hub cannot resolve the node's name: says nothing of the server
-            self.log.warning("Cannot resolve %s for the server of %s: %s", host, self.user.name, err)
-            return True
         except (TimeoutError, OSError) as err:
             now = time.monotonic()
             if not self._unanswered:
