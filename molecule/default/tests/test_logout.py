@@ -16,7 +16,7 @@ from testinfra.host import Host
 
 
 def running_job(alice: HubClient, hub: Host) -> str:
-    resp = alice.start_server()
+    resp = alice.start_server({"account": "def-alice"})  # an empty body is the form's defaults: no account chosen
     assert resp.status_code in (201, 202), resp.text
     alice.wait_until_ready(timeout=120)
     (line,) = squeue_of(hub, "alice")

@@ -68,7 +68,7 @@ def test_user_outside_the_allowed_group_is_refused(client: HubClient) -> None:
 
 
 def test_user_gets_a_slurm_job_and_computes(alice: HubClient, hub: Host, node: Host) -> None:
-    resp = alice.start_server()
+    resp = alice.start_server({"account": "def-alice"})  # an empty body is the form's defaults: no account chosen
     assert resp.status_code in (201, 202), resp.text
     alice.wait_until_ready(timeout=120)
 
