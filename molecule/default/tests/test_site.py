@@ -86,7 +86,7 @@ def test_user_gets_a_slurm_job_and_computes(alice: HubClient, hub: Host, node: H
     where = alice.execute("import os, sys; print(sys.prefix, os.environ['JUPYTER_RUNTIME_DIR'], os.uname()[1])")
     prefix, runtime_dir, host = where.split()
     assert prefix == "/opt/jupyterhub/user"
-    assert runtime_dir == f"/tmp/jupyter-{job_id}"
+    assert runtime_dir.startswith(f"/tmp/jupyter-{job_id}-")  # the job's own private directory (mktemp -d)
     assert host == node_name
 
     alice.stop_server()
