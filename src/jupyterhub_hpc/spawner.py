@@ -91,6 +91,16 @@ class CommandNoAnswer(RuntimeError):
     """A command run for a user did not end within command_timeout (it was ended)."""
 
 
+def form_options(fields: Mapping[str, list[str]]) -> dict[str, str]:
+    """The form's fields among posted or linked ones (the first value of each)."""
+    return {key: values[0] for key, values in fields.items() if key in rules.LABELS and values}
+
+
+def shown_again(options: Mapping[str, str]) -> dict[str, str]:
+    """What a form may show again of given options: only values a field may hold."""
+    return {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
+
+
 class LinkedSpawn(Exception):
     """A spawn asked for by a link (GET with options): JupyterHub shows the form with this message instead."""
 
@@ -206,8 +216,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
 
     unanswered_polls = Integer(
         3,
-        help="Polls in a row (one each poll_interval; at the hub's start, a second apart) at which a running "
-        "server's port does not accept a connection before its server is ended and its job cancelled. 0: never.",
+        help="Polls in a row, spanning at least that many poll intervals, at which a running server's port does not "
+        "accept a connection before its server is ended and its job cancelled (never during the hub's own check "
+        "after its restart, which is JupyterHub's). 0: never.",
     ).tag(config=True)
 
     answer_timeout = Float(5.0, help="Seconds a poll waits for a running server's port to accept.").tag(config=True)
@@ -430,17 +441,16 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         """A link to /hub/spawn with options never starts a server (a page of another site, or of another user's
         server, could send the user's browser there): JupyterHub shows the form instead, filled with the link's
         values, and only the form's POST (XSRF-checked) or an authenticated API call starts a server."""
-        options = {key: values[0] for key, values in query.items() if key in rules.LABELS and values}
         # Shown on this one page only: a link's values are never kept for the user's later forms.
-        self._linked = {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
+        self._linked = shown_again(form_options(query))
         raise LinkedSpawn(_("Check these Server Options, then press Start."))
 
     async def options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, str]:
         """Form data -> user_options, validated here, once: a broken rule raises ValueError, and the hub shows the
         form again with the message. The request is kept for apply_options, which the spawn runs next."""
-        options = {key: values[0] for key, values in formdata.items() if key in rules.LABELS and values}
+        options = form_options(formdata)
         # Shown again in the form if refused: only what a field may hold (the error names the length of the rest).
-        self._submitted = {key: value for key, value in options.items() if len(value) <= rules.MAX_TEXT}
+        self._submitted = shown_again(options)
         self._form_request = (options, await self.validated(options))
         return options
 
