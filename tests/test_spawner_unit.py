@@ -485,3 +485,20 @@ def test_the_hubs_own_check_and_unresolvable_names_decide_nothing(tmp_path: Path
     finally:
         del type(s).server
     assert not cancelled.exists()
+
+
+def test_a_resolver_that_never_answers_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node's name is looked up at most answer_timeout: a hung resolver neither holds a poll nor counts."""
+    s = spawner(tmp_path, answer_timeout=0.3)
+
+    async def hung(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(60)
+
+    async def resolve() -> bool:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", hung)
+        return await s.remember_address("node7", 8888)
+
+    began = time.monotonic()
+    assert asyncio.run(resolve()) is False
+    assert time.monotonic() - began < 5
+    assert s._address == ("", "")

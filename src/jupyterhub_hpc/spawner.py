@@ -754,8 +754,9 @@ class HPCSlurmSpawner(SlurmSpawner):  # type: ignore[misc]
         reach the node at that address, so a DNS outage of the hub, or a node's name gone with the node, is never
         taken for a server that does not answer, nor hides one."""
         try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as err:
+            lookup = asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found = await asyncio.wait_for(lookup, timeout=self.answer_timeout)  # a slow resolver is bounded too
+        except (TimeoutError, OSError) as err:
             self.log.warning("Cannot resolve %s for the server of %s: %s", host, self.user.name, err)
             return False
         self._address = (host, str(found[0][4][0]))
