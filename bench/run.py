@@ -263,7 +263,7 @@ def bench_burst(n: int) -> dict[str, Any]:
 
 
 # batchspawner as shipped: no job board, each spawn runs its own squeue every 0.5 s (its startup_poll_interval).
-PER_JOB_DROP_IN = '{"HPCSlurmSpawner": {"job_board_cmd": ""}, "SlurmSpawner": {"startup_poll_interval": 0.5}}'
+PER_JOB_DROP_IN = '{"HubServices": {"job_board_cmd": ""}, "SlurmSpawner": {"startup_poll_interval": 0.5}}'
 DROP_IN_PATH = "/etc/jupyterhub/jupyterhub_config.d/90-bench-per-job.json"
 
 

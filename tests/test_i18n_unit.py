@@ -348,15 +348,29 @@ def test_the_logout_page_in_french_and_in_english() -> None:
     assert "Your server was stopped: Slurm job 10 was cancelled and its resources are free." in english
 
 
-def test_the_spawners_progress_messages_are_translated() -> None:
-    from jupyterhub_hpc.spawner import BATCHSPAWNER_PROGRESS
+def test_the_spawners_progress_messages_are_translated(tmp_path: Path) -> None:
+    import asyncio
+
+    from test_spawner_unit import spawner
+
+    from jupyterhub_hpc.job_state import JobState
+
+    s = spawner(tmp_path)
+
+    async def first_message(job: JobState) -> str:
+        s.job = job
+        events = s.progress()
+        event = await events.__anext__()
+        await events.aclose()
+        return str(event["message"])
 
     with i18n.use("fr"):
-        assert [i18n.gettext(m) for m in BATCHSPAWNER_PROGRESS] == [
+        assert [asyncio.run(first_message(job)) for job in (JobState("7", "PENDING"), JobState("7", "RUNNING"))] == [
             "En attente dans la file...",
             "Tâche en cours sur la grappe... en attente de connexion",
-            "État inconnu...",
         ]
+        assert asyncio.run(first_message(JobState())) == "État inconnu..."
+    assert asyncio.run(first_message(JobState("7", "PENDING"))) == "Pending in queue..."
 
 
 def test_the_job_gets_the_lab_locale_of_the_spawns_language(tmp_path: Path) -> None:

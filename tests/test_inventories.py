@@ -229,7 +229,7 @@ def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: 
     assert run.returncode == 0, run.stdout[-3000:]
     config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
     rules = sudo_rules((tmp_path / "sudoers").read_text())
-    slurm, ours = config["SlurmSpawner"], config["HPCSlurmSpawner"]
+    slurm, ours, hub = config["SlurmSpawner"], config["HPCSlurmSpawner"], config["HubServices"]
     digits = ["[0-9]" * n for n in range(1, 11)]  # Slurm job ids are below 2^32: at most 10 digits
     script = "/usr/bin/python3 -I -S /usr/local/libexec/jupyterhub-hpc/job_tail.py"
     tail = f"{script} 4096 .jupyterhub-slurm-%j.log"
@@ -241,13 +241,13 @@ def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: 
     ]
     assert not [rule for rule in rules if "*" in rule or "?" in rule]
 
-    # What the spawner runs after exec_prefix ("sudo -E -u <user>"), with its placeholders filled: each command
+    # What the spawner and the hub's services run after exec_prefix ("sudo -E -u <user>"), with its placeholders filled: each command
     # line is allowed by exactly one entry, whatever the job id's length.
     def as_user(job_id: str) -> list[str]:
         return [
             slurm["batch_submit_cmd"],
             slurm["batch_query_cmd"].format(job_id=job_id),
-            slurm["batch_cancel_cmd"].format(job_id=job_id),
+            hub["cancel_cmd"].format(job_id=job_id),
             ours["output_tail_cmd"].format(
                 max_bytes=ours["output_tail_bytes"], job_output=shlex.quote(ours["job_output"]), job_id=job_id
             ),

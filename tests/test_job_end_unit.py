@@ -14,6 +14,7 @@ from test_spawner_unit import fake, spawner
 
 from jupyterhub_hpc import form
 from jupyterhub_hpc.job_end import JobEnd
+from jupyterhub_hpc.job_state import JobState
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ def test_a_node_failure_under_a_running_server_is_told_on_the_next_form(tmp_path
     user opens next (also after a hub restart: the spawner's saved state) says which job, which node, what to do."""
     squeue = fake(tmp_path, "squeue", "echo 'NODE_FAIL node7'")
     s = spawner(tmp_path, batch_query_cmd=squeue + " {job_id}")
-    s.job_id = "42"
+    s.job = JobState("42")
     assert asyncio.run(s.poll()) == 1
     assert s.job_id == ""
     state = s.get_state()
@@ -85,7 +86,7 @@ def test_a_node_failure_under_a_running_server_is_told_on_the_next_form(tmp_path
 def test_a_running_or_unanswered_job_is_not_an_end(tmp_path: Path) -> None:
     for answer in ("echo 'RUNNING node7'", "echo 'slurm_load_jobs error: Unable to contact' >&2; exit 1"):
         s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", answer) + " {job_id}")
-        s.job_id = "42"
+        s.job = JobState("42")
         assert asyncio.run(s.poll()) is None
         assert "job_end" not in s.get_state()
         assert "hpc-job-end" not in asyncio.run(s.render_form())
@@ -118,11 +119,11 @@ def test_when_squeue_has_forgotten_the_job_slurms_accounting_tells(
     calls = tmp_path / "calls"
     sacct = fake(tmp_path, "sacct", f'echo "$@" >>{calls}; {accounting}')
     s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", "true") + " {job_id}", sacct=sacct)
-    s.job_id = "42"
+    s.job = JobState("42")
     assert asyncio.run(s.poll()) == 1
     assert not calls.exists()  # poll never waits for slurmdbd: the form that tells the end asks
     asyncio.run(s.render_form())
-    assert s._job_end == expected
+    assert s.job.end == expected
     assert calls.read_text().split() == [
         "--noheader",
         "--allocations",
@@ -141,7 +142,7 @@ def test_the_shared_job_boards_last_word_is_kept_without_asking_again(tmp_path: 
     per_job = fake(tmp_path, "squeue", f"echo squeue >>{calls}; echo 'RUNNING node7'")
     sacct = fake(tmp_path, "sacct", f"echo sacct >>{calls}")
     s = spawner(tmp_path, job_board_cmd=board + " {job_ids}", batch_query_cmd=per_job + " {job_id}", sacct=sacct)
-    s.job_id = "42"
+    s.job = JobState("42")
     assert asyncio.run(s.poll()) == 1
     assert "Your previous server (Slurm job 42) ended: its node node7 failed" in asyncio.run(s.render_form())
     assert not calls.exists()
@@ -152,7 +153,7 @@ def test_a_server_that_exited_by_itself_is_not_news(tmp_path: Path) -> None:
     for squeue, accounting in (("echo 'COMPLETED node7'", "true"), ("true", "echo 'COMPLETED|node7'")):
         sacct = fake(tmp_path, "sacct", accounting)
         s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", squeue) + " {job_id}", sacct=sacct)
-        s.job_id = "42"
+        s.job = JobState("42")
         assert asyncio.run(s.poll()) == 1
         assert "hpc-job-end" not in asyncio.run(s.render_form())
         assert "job_end" not in s.get_state()

@@ -92,9 +92,11 @@ class FakeSpawner:
     def __init__(self, pending: str | None = None, active: bool = True, job_id: str = "", submitted: str = "") -> None:
         self.pending = pending
         self.active = active
-        self.job_id = job_id
-        self._submitted_job = submitted
+        self.job = job_id or submitted  # a running server's job, or a starting one's
         self._spawn_future: asyncio.Future[Any] | None = None
+
+    def slurm_job(self) -> str:
+        return self.job
 
 
 def test_job_of() -> None:
@@ -174,10 +176,17 @@ def test_running_servers() -> None:
     assert running_servers(spawners) == [ServerAtLogout("", "5", "kept"), ServerAtLogout("q", "6", "kept")]
 
 
-def test_the_authenticator_registers_the_logout() -> None:
-    handlers = dict(HPCPAMAuthenticator().get_handlers(None))
-    assert handlers["/logout"] is HPCLogoutHandler
-    assert "/login" in handlers
+def test_the_spawner_registers_the_logout_whatever_the_authenticator() -> None:
+    """The spawner's module puts the logout in JupyterHub's own place; the authenticator does not register it, so a
+    site that changes authenticator keeps it."""
+    from jupyterhub import handlers as hub_handlers
+
+    import jupyterhub_hpc.spawner  # noqa: F401  (its import installs the logout)
+
+    routes = [handler for route, handler, *_ in hub_handlers.default_handlers if route == r"/logout"]
+    assert routes == [HPCLogoutHandler]
+    assert "/logout" not in dict(HPCPAMAuthenticator().get_handlers(None))
+    assert "/login" in dict(HPCPAMAuthenticator().get_handlers(None))
 
 
 # -- the page ------------------------------------------------------------------------------------------------------

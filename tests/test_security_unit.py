@@ -18,7 +18,10 @@ from tornado import web
 
 from jupyterhub_hpc import port_api
 from jupyterhub_hpc.commands import run_bounded
-from jupyterhub_hpc.spawner import CommandNoAnswer, HPCSlurmSpawner, JobOutputError
+from jupyterhub_hpc.job_output import JobOutputError
+from jupyterhub_hpc.job_state import JobState
+from jupyterhub_hpc.services import CommandNoAnswer
+from jupyterhub_hpc.spawner import HPCSlurmSpawner
 
 ROOT = Path(__file__).resolve().parents[1]
 TAIL = ROOT / "src" / "jupyterhub_hpc" / "job_tail.py"
@@ -139,6 +142,11 @@ runpy.run_path(tail, run_name="__main__")
 """
 
 
+async def output_tail(s: HPCSlurmSpawner, job_id: str) -> str:
+    """What the user is shown of the job's output (the spawner's tail, through the hub's commands)."""
+    return await s.output_tail.read(s.services, s.user.name, job_id)
+
+
 def tail_spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
     as_home = tmp_path / "as_home.py"
     as_home.write_text(AS_HOME)
@@ -152,7 +160,7 @@ def tail_spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
 
 def test_a_huge_job_output_is_cut_to_a_few_kib(tmp_path: Path) -> None:
     (tmp_path / ".jupyterhub-slurm-7.log").write_text("x" * 5_000_000 + "\nlast line\n")
-    tail = asyncio.run(tail_spawner(tmp_path).job_output_tail("7"))
+    tail = asyncio.run(output_tail(tail_spawner(tmp_path), "7"))
     assert len(tail) < 5000
     assert tail.startswith("[cut: the end of 5000011 bytes; the whole output is ~/.jupyterhub-slurm-7.log]")
     assert tail.endswith("last line")
@@ -160,7 +168,7 @@ def test_a_huge_job_output_is_cut_to_a_few_kib(tmp_path: Path) -> None:
 
 def test_one_huge_line_is_shown_cut_not_dropped(tmp_path: Path) -> None:
     (tmp_path / ".jupyterhub-slurm-7.log").write_text("x" * 5_000_000)
-    tail = asyncio.run(tail_spawner(tmp_path).job_output_tail("7"))
+    tail = asyncio.run(output_tail(tail_spawner(tmp_path), "7"))
     notice, _, rest = tail.partition("\n")
     assert notice == "[cut: the end of 5000000 bytes; the whole output is ~/.jupyterhub-slurm-7.log]"
     assert rest == "x" * 4096
@@ -169,7 +177,7 @@ def test_one_huge_line_is_shown_cut_not_dropped(tmp_path: Path) -> None:
 def test_job_output_lines_are_limited_and_control_characters_removed(tmp_path: Path) -> None:
     lines = [f"line {i}" for i in range(100)] + ["\x1b[31mred\x1b[0m \x07bell"]
     (tmp_path / ".jupyterhub-slurm-7.log").write_text("\n".join(lines))
-    tail = asyncio.run(tail_spawner(tmp_path).job_output_tail("7"))
+    tail = asyncio.run(output_tail(tail_spawner(tmp_path), "7"))
     assert tail.splitlines()[-1] == "[31mred[0m bell"
     assert tail.splitlines()[1] == "line 71" and len(tail.splitlines()) == 31  # the cut notice, then 30 lines
 
@@ -185,7 +193,7 @@ def test_the_job_output_tail_never_follows_a_link_nor_reads_a_fifo(tmp_path: Pat
         (tmp_path / "secret").write_text("not the job's output")
         path.symlink_to(tmp_path / "secret")
     began = time.monotonic()
-    assert asyncio.run(tail_spawner(tmp_path).job_output_tail("7")) == ""
+    assert asyncio.run(output_tail(tail_spawner(tmp_path), "7")) == ""
     assert time.monotonic() - began < 3  # 1 s of waiting for slurmd's last lines, then one open that fails
 
 
@@ -193,11 +201,11 @@ def test_the_tail_is_given_the_sites_pattern_and_the_job_id_never_a_path(tmp_pat
     """The sudo rule names every argument of the tail but the job id (digits): the spawner passes exactly those."""
     record = fake(tmp_path, "tail", f'printf "%s\\n" "$@" > {tmp_path}/args; echo 2; printf ok')
     s = spawner(tmp_path, output_tail_cmd=f"{record} {{max_bytes}} {{job_output}} {{job_id}}", command_timeout=5)
-    assert asyncio.run(s.job_output_tail("4242")) == "ok"
+    assert asyncio.run(output_tail(s, "4242")) == "ok"
     assert (tmp_path / "args").read_text().splitlines() == ["4096", ".jupyterhub-slurm-%j.log", "4242"]
     (tmp_path / "args").unlink()
     for job_id in ("4242 --all", "42/../x", "\u0664\u0662"):  # never passed on: not a job id
-        assert asyncio.run(s.job_output_tail(job_id)) == ""
+        assert asyncio.run(output_tail(s, job_id)) == ""
     assert not (tmp_path / "args").exists()
 
 
@@ -206,20 +214,20 @@ def test_the_job_output_tail_refuses_a_pattern_outside_the_home_or_with_other_fi
     tmp_path: Path, pattern: str
 ) -> None:
     (tmp_path / ".jupyterhub-slurm-7.log").write_text("the job's output\n")
-    assert asyncio.run(tail_spawner(tmp_path, job_output=pattern).job_output_tail("7")) == ""
+    assert asyncio.run(output_tail(tail_spawner(tmp_path, job_output=pattern), "7")) == ""
 
 
 def test_the_job_output_tail_fills_the_user_and_percent_fields(tmp_path: Path) -> None:
     s = tail_spawner(tmp_path, job_output="out-%u-%%-%j.log")
     (tmp_path / f"out-{s.user.name}-%-7.log").write_text("the job's output\n")
-    assert asyncio.run(s.job_output_tail("7")) == "the job's output"
+    assert asyncio.run(output_tail(s, "7")) == "the job's output"
 
 
 def test_a_command_that_never_ends_is_ended_at_its_time_limit(tmp_path: Path) -> None:
     s = spawner(tmp_path, command_timeout=0.5)
     began = time.monotonic()
     with pytest.raises(CommandNoAnswer):
-        asyncio.run(s.run_command("sleep 60"))
+        asyncio.run(s.services.output("sleep 60"))
     assert time.monotonic() - began < 4
 
 
@@ -246,8 +254,8 @@ def test_the_hubs_secrets_never_reach_a_command(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("JUPYTERHUB_CRYPT_KEY", "crypt-secret")
     env_file = tmp_path / "env"
     s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", f"env >{env_file}; echo 'RUNNING n1'"))
-    s.job_id = "7"
-    asyncio.run(s.query_job_status())
+    s.job = JobState("7")
+    asyncio.run(s.look())
     seen = env_file.read_text()
     assert "PATH=" in seen
     assert "proxy-secret" not in seen and "crypt-secret" not in seen
@@ -264,19 +272,20 @@ def test_a_job_no_server_owns_is_cancelled_once_slurm_answers(tmp_path: Path) ->
         f"exit 1; fi; echo $1 >>{cancelled}",
     )
     scancel += " {job_id}"
-    s = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"), batch_cancel_cmd=scancel)
-    other = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch-8", "cat >/dev/null; echo 8"))
+    s = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"), cancel_cmd=scancel)
+    # Another user's server on the same hub (the same services).
+    other = spawner(tmp_path, batch_submit_cmd=fake(tmp_path, "sbatch-8", "cat >/dev/null; echo 8"), cancel_cmd=scancel)
+    assert other.services is s.services
 
     async def scenario() -> list[list[str]]:
         for each in (s, other):
             await each.apply_options({"account": "def-alice"})
             await each.submit_batch_script()
         s.clear_state()  # a stop while Slurm did not answer: JupyterHub clears the state, the job id is lost
-        s._submitted_job = ""
-        rounds = [await s.reconcile()]  # Slurm down: kept for the next round
+        rounds = [await s.services.reconcile()]  # Slurm down: kept for the next round
         answer.write_text("up")
-        rounds.append(await s.reconcile())
-        rounds.append(await s.reconcile())
+        rounds.append(await s.services.reconcile())
+        rounds.append(await s.services.reconcile())
         return rounds
 
     assert asyncio.run(scenario()) == [[], ["7"], []]
@@ -293,9 +302,8 @@ def test_a_stopped_server_owns_no_job_any_more(tmp_path: Path) -> None:
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
         job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 RUNNING node1'") + " {job_ids}",
         job_board_interval=0.1,
-        batch_cancel_cmd=recording_scancel(tmp_path, cancelled),
+        cancel_cmd=recording_scancel(tmp_path, cancelled),
     )
-    s._deprecated_db_session = SimpleNamespace(commit=lambda: None)  # batchspawner commits after a start
 
     async def scenario() -> list[str]:
         await s.apply_options({"account": "def-alice"})
@@ -304,7 +312,7 @@ def test_a_stopped_server_owns_no_job_any_more(tmp_path: Path) -> None:
         s.port = 8888  # the server reports its port
         await starting
         s.clear_state()  # the hub's stop failed to scancel, then cleared the state
-        return await s.reconcile()
+        return await s.services.reconcile()
 
     assert asyncio.run(scenario()) == ["7"]
 
@@ -319,9 +327,9 @@ def test_the_ledger_records_only_a_job_id(tmp_path: Path) -> None:
     asyncio.run(submit())
     assert json.loads((tmp_path / "jobs.json").read_text())["jobs"].keys() == {"7"}
     with pytest.raises(ValueError):
-        s.ledger.add("7; rm -rf ~", "alice")
+        s.services.ledger.add("7; rm -rf ~", "alice")
     with pytest.raises(ValueError):
-        s.ledger.add("8", "alice; id")
+        s.services.ledger.add("8", "alice; id")
 
 
 def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: Path) -> None:
@@ -331,7 +339,7 @@ def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: P
         tmp_path,
         command_timeout=0.5,
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; sleep 30; echo 9"),
-        batch_cancel_cmd=recording_scancel(tmp_path, cancelled),
+        cancel_cmd=recording_scancel(tmp_path, cancelled),
         lost_jobs_cmd=fake(tmp_path, "squeue-name", "echo 9") + " {username}",
     )
 
@@ -339,7 +347,7 @@ def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: P
         await s.apply_options({"account": "def-alice"})
         with pytest.raises(RuntimeError, match=r"Slurm did not answer within 0\.5 s: no server was started"):
             await s.submit_batch_script()
-        return await s.reconcile()
+        return await s.services.reconcile()
 
     assert asyncio.run(scenario()) == ["9"]
     assert cancelled.read_text().split() == ["9"]
@@ -367,7 +375,8 @@ def test_a_job_output_cannot_write_lines_into_the_hubs_log(tmp_path: Path) -> No
     forged = "[W 2026-11-22 12:00:00.000 JupyterHub pam:1] Failed login for bob from 203.0.113.7"
     (tmp_path / ".jupyterhub-slurm-7.log").write_text(f"starting\n{forged}\n")
     with pytest.raises(JobOutputError) as err:
-        asyncio.run(tail_spawner(tmp_path).fail_with_output("7"))
+        s = tail_spawner(tmp_path)
+        raise asyncio.run(s.output_tail.failure(s.services, s.user.name, "7"))
     assert "\n" not in str(err.value) and "\r" not in str(err.value)
     assert repr(f"starting\n{forged}") in str(err.value)  # escaped, so the ops still read it
     assert err.value.jupyterhub_message.splitlines() == [

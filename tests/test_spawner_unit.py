@@ -15,15 +15,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from batchspawner.batchspawner import JobStatus
 from jupyterhub import orm
 from tornado import web
+from traitlets.config import Config
 
 from jupyterhub_hpc import resources
 from jupyterhub_hpc.job_end import JobEnd
+from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.model import ModelFormatError, Request
 from jupyterhub_hpc.resources import validate_cluster
-from jupyterhub_hpc.spawner import HPCSlurmSpawner, JobEndedEarly, LinkedSpawn
+from jupyterhub_hpc.services import HubServices
+from jupyterhub_hpc.spawner import HPCSlurmSpawner, LinkedSpawn
 
 CLUSTER = {
     "name": "demo",
@@ -56,47 +58,77 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def spawner(tmp_path: Path, **config: Any) -> HPCSlurmSpawner:
+@pytest.fixture(autouse=True)
+def one_hub_per_test() -> Any:
+    """Each test is a hub of its own: its services are made from the first spawner's configuration."""
+    HubServices.reset()
+    yield
+    HubServices.reset()
+
+
+SERVICES = set(HubServices.class_trait_names(config=True))
+SPAWNER = set(HPCSlurmSpawner.class_trait_names(config=True))
+_hub_settings: dict[str, Any] = {}  # what the hub's services of the current test were made with
+
+
+def spawner(tmp_path: Path, **settings: Any) -> HPCSlurmSpawner:
+    """A spawner configured as the hub does (``c.HPCSlurmSpawner``, ``c.HubServices``): each setting goes to the
+    class that has it. The hub's services are made by the test's first spawner."""
     # The spawner looks the user up in the password database: use the account running the tests.
     name = pwd.getpwuid(os.getuid()).pw_name
     user = SimpleNamespace(name=name, url=f"/user/{name}/", escaped_name=name, id=1)
     hub = SimpleNamespace(
         public_host="", api_url="http://hub:8081/hub/api", base_url="/hub/", url="http://hub:8081/hub/", host=""
     )
-    s = HPCSlurmSpawner(
-        user=user,
-        hub=hub,
-        exec_prefix="",
-        accounts_cmd=fake(tmp_path, "sacctmgr", "echo def-alice"),
-        req_homedir=str(tmp_path),
-        req_keepvars="PATH",
+    settings = {
+        "exec_prefix": "",
+        "accounts_cmd": fake(tmp_path, "sacctmgr", "echo def-alice"),
+        "req_homedir": str(tmp_path),
+        "req_keepvars": "PATH",
         # cluster: as the batchspawner role writes it, the preflight's model
-        **{"cluster": SHIPPED, "job_board_cmd": "", "job_ledger_file": str(tmp_path / "jobs.json"), **config},
-    )
-    return s
+        "cluster": SHIPPED,
+        "job_board_cmd": "",
+        "job_ledger_file": str(tmp_path / "jobs.json"),
+        **settings,
+    }
+    config = Config()
+    services = {key: value for key, value in settings.items() if key in SERVICES}
+    if HubServices.initialized() and services != _hub_settings:
+        HubServices.reset()  # a test's spawner configured otherwise: a hub of its own
+    _hub_settings.clear()
+    _hub_settings.update(services)
+    extra = {}
+    for key, value in settings.items():
+        if key in SERVICES:
+            config.HubServices[key] = value
+        if key in SPAWNER:
+            config.HPCSlurmSpawner[key] = value
+        elif key not in SERVICES:  # not a setting (orm_spawner) or one the hub computes (req_homedir)
+            extra[key] = value
+    return HPCSlurmSpawner(user=user, hub=hub, config=config, **extra)
 
 
 @pytest.mark.parametrize(
     ("answer", "status"),
     [
-        ("echo 'RUNNING node1'", JobStatus.RUNNING),
-        ("echo 'PENDING (Resources)'", JobStatus.PENDING),
-        ("true", JobStatus.NOTFOUND),  # an empty answer: the job is gone
+        ("echo 'RUNNING node1'", "running"),
+        ("echo 'PENDING (Resources)'", "pending"),
+        ("true", "gone"),  # an empty answer: the job is gone
         # An ended job squeue still lists (MinJobAge) under its end state: gone too, not "no answer".
-        ("echo 'NODE_FAIL node1'", JobStatus.NOTFOUND),
-        ("echo 'TIMEOUT node1'", JobStatus.NOTFOUND),
-        ("echo 'COMPLETED node1'", JobStatus.NOTFOUND),
-        ("echo 'SUSPENDED node1'", JobStatus.UNKNOWN),
-        ("echo 'NODE_FAILURES node1'", JobStatus.UNKNOWN),
-        ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", JobStatus.NOTFOUND),
-        ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", JobStatus.UNKNOWN),
-        ("echo 'sudo: unable to resolve host' >&2; exit 1", JobStatus.UNKNOWN),
+        ("echo 'NODE_FAIL node1'", "gone"),
+        ("echo 'TIMEOUT node1'", "gone"),
+        ("echo 'COMPLETED node1'", "gone"),
+        ("echo 'SUSPENDED node1'", "unknown"),
+        ("echo 'NODE_FAILURES node1'", "unknown"),
+        ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", "gone"),
+        ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", "unknown"),
+        ("echo 'sudo: unable to resolve host' >&2; exit 1", "unknown"),
     ],
 )
-def test_only_slurm_saying_so_means_the_job_is_gone(tmp_path: Path, answer: str, status: JobStatus) -> None:
+def test_only_slurm_saying_so_means_the_job_is_gone(tmp_path: Path, answer: str, status: str) -> None:
     s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", answer) + " {job_id}")
-    s.job_id = "42"
-    assert asyncio.run(s.query_job_status()) == status
+    s.job = JobState("42")
+    assert asyncio.run(s.look()) == status
 
 
 def test_slurm_refusal_is_reported_in_slurms_words(tmp_path: Path) -> None:
@@ -204,26 +236,26 @@ def test_one_squeue_answers_every_pending_spawn(tmp_path: Path) -> None:
         s = spawner(
             tmp_path, job_board_cmd=board + " {job_ids}", job_board_interval=0.2, batch_query_cmd=per_job + " {job_id}"
         )
-        s.job_id = job_id
+        s.job = JobState(job_id)
         spawners.append(s)
 
-    async def ask_all() -> list[JobStatus]:
-        return list(await asyncio.gather(*(s.query_job_status() for s in spawners)))
+    async def ask_all() -> list[str]:
+        return list(await asyncio.gather(*(s.look() for s in spawners)))
 
     statuses = asyncio.run(ask_all())
-    assert statuses == [JobStatus.RUNNING, JobStatus.PENDING, JobStatus.NOTFOUND] * 10
+    assert statuses == ["running", "pending", "gone"] * 10
     assert calls.read_text().splitlines() == ["7,8,9"]  # one query for all; 9 confirmed gone by its own query
 
 
 def test_a_board_without_answer_keeps_the_job(tmp_path: Path) -> None:
     board = fake(tmp_path, "squeue-all", "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1")
     s = spawner(tmp_path, job_board_cmd=board + " {job_ids}", batch_query_cmd="false {job_id}")
-    s.job_id = "7"
-    assert asyncio.run(s.query_job_status()) == JobStatus.UNKNOWN
+    s.job = JobState("7")
+    assert asyncio.run(s.look()) == "unknown"
 
 
 def recording_scancel(tmp_path: Path, cancelled: Path) -> str:
-    """A batch_cancel_cmd whose scancel appends the job id to ``cancelled``."""
+    """A cancel_cmd whose scancel appends the job id to ``cancelled``."""
     return fake(tmp_path, "scancel", f"echo $1 >>{cancelled}") + " {job_id}"
 
 
@@ -234,7 +266,7 @@ def pending_job_spawner(tmp_path: Path, cancelled: Path, **config: Any) -> HPCSl
         batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
         job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
         job_board_interval=0.1,
-        batch_cancel_cmd=recording_scancel(tmp_path, cancelled),
+        cancel_cmd=recording_scancel(tmp_path, cancelled),
         job_watch_interval=0.2,
         **config,
     )
@@ -260,7 +292,7 @@ def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path:
     assert "(Slurm's reason: Resources), so it was cancelled." in message
     assert "ask only for what you need" in message
     assert cancelled.read_text().strip() == "7"
-    assert s.job_id == ""
+    assert s.job.id == ""
 
 
 def test_start_returns_once_the_server_accepts_connections(tmp_path: Path) -> None:
@@ -292,9 +324,9 @@ def test_a_server_that_never_listens_is_left_to_the_hubs_check(tmp_path: Path) -
 def test_a_job_that_ends_after_reporting_its_port_fails_the_wait(tmp_path: Path) -> None:
     gone = fake(tmp_path, "squeue", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
     s = spawner(tmp_path, port_poll_interval=0.05, http_timeout=30, job_watch_interval=0.2, batch_query_cmd=gone)
-    s.job_id = "7"
+    s.job = JobState("7")
     port = free_port()
-    with pytest.raises(JobEndedEarly):
+    with pytest.raises(RuntimeError, match="Job 7 ended before the server started"):
         asyncio.run(s.wait_for_port("127.0.0.1", port))
 
 
@@ -308,7 +340,7 @@ def test_an_interrupted_start_leaves_no_job_behind(tmp_path: Path) -> None:
         await s.apply_options({"account": "def-alice"})
         starting = asyncio.ensure_future(s.start())
         await asyncio.sleep(1)
-        s.clear_state()  # what batchspawner does when a query fails during the interruption
+        s.clear_state()  # what batchspawner did when a query failed during the interruption
         starting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await starting
@@ -317,13 +349,16 @@ def test_an_interrupted_start_leaves_no_job_behind(tmp_path: Path) -> None:
     assert cancelled.read_text().split() == ["7"]
 
 
-def test_the_hubs_own_queries_start_with_the_one_squeue_setting() -> None:
-    s = HPCSlurmSpawner(squeue="/opt/slurm/bin/squeue")
+def test_the_hubs_own_queries_start_with_the_one_squeue_setting(tmp_path: Path) -> None:
+    ledger = str(tmp_path / "jobs.json")
+    s = HubServices(squeue="/opt/slurm/bin/squeue", job_ledger_file=ledger)
     assert s.job_board_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B'"
     assert s.pending_reason_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_id} --format=%r"
     assert s.lost_jobs_cmd == "/opt/slurm/bin/squeue --noheader --user={username} --name=jupyterhub --format=%i"
-    assert HPCSlurmSpawner().job_board_cmd.startswith("/usr/bin/squeue ")
-    assert HPCSlurmSpawner(squeue="x", job_board_cmd="").job_board_cmd == ""  # set: no board
+    assert HubServices(job_ledger_file=ledger).job_board_cmd.startswith("/usr/bin/squeue ")
+    assert HubServices(squeue="x", job_board_cmd="", job_ledger_file=ledger).job_board_cmd == ""  # set: no board
+    # The job name the job script gives, which the reconciler's search looks for: one setting.
+    assert "--name=jh-demo " in HubServices(job_name="jh-demo", job_ledger_file=ledger).lost_jobs_cmd
 
 
 def test_the_default_output_tail_is_the_packages_own_script() -> None:
@@ -391,7 +426,7 @@ def test_a_start_cancelled_during_sbatch_loses_no_job(tmp_path: Path, delay: flo
     cancelled = tmp_path / "cancelled"
     sbatch = fake(tmp_path, "sbatch", "cat >/dev/null; sleep 0.3; echo 7")
     scancel = fake(tmp_path, "scancel", f'echo "$1" >>{cancelled}')
-    s = spawner(tmp_path, batch_submit_cmd=sbatch, batch_cancel_cmd=scancel + " {job_id}")
+    s = spawner(tmp_path, batch_submit_cmd=sbatch, cancel_cmd=scancel + " {job_id}")
 
     async def start_then_cancel() -> None:
         await s.apply_options({"account": "def-alice"})
@@ -407,8 +442,8 @@ def test_a_start_cancelled_during_sbatch_loses_no_job(tmp_path: Path, delay: flo
 
     asyncio.run(start_then_cancel())
     assert cancelled.read_text().split() == ["7"]
-    assert s.ledger.jobs() == {}  # cancelled: forgotten once Slurm said so
-    assert s._submitted_job == "" and s._in_flight == frozenset()
+    assert s.services.ledger.jobs() == {}  # cancelled: forgotten once Slurm said so
+    assert s.job.id == "" and s.services.owned() == set()
 
 
 def server_at(port: int) -> Any:
@@ -421,11 +456,11 @@ def running_spawner(tmp_path: Path, port: int, cancelled: Path) -> HPCSlurmSpawn
     s = spawner(
         tmp_path,
         batch_query_cmd=squeue + " {job_id}",
-        batch_cancel_cmd=scancel + " {job_id}",
+        cancel_cmd=scancel + " {job_id}",
         answer_timeout=0.5,
         poll_interval=1,
     )
-    s.job_id = "42"
+    s.job = JobState("42")
     type(s).server = property(lambda self: server_at(port))
     return s
 
@@ -445,9 +480,9 @@ def test_a_running_server_whose_port_stops_answering_is_ended_after_several_poll
     finally:
         del type(s).server
     assert cancelled.read_text().split() == ["42"]
-    assert s.job_id == ""
-    assert s._job_end == JobEnd("42", "NO_ANSWER", "node7")
-    assert "stopped answering on node node7" in s._job_end.message()
+    assert s.job.id == ""
+    assert s.job.end == JobEnd("42", "NO_ANSWER", "node7")
+    assert "stopped answering on node node7" in s.job.end.message()
 
 
 def test_a_server_that_answers_resets_the_count(tmp_path: Path) -> None:
@@ -458,9 +493,9 @@ def test_a_server_that_answers_resets_the_count(tmp_path: Path) -> None:
         port = listening.getsockname()[1]
         s = running_spawner(tmp_path, port, cancelled)
         try:
-            s._unanswered = 2
+            s.liveness.unanswered = 2
             assert asyncio.run(s.poll()) is None
-            assert s._unanswered == 0
+            assert s.liveness.unanswered == 0
         finally:
             del type(s).server
     assert not cancelled.exists()
@@ -481,7 +516,7 @@ def test_the_hubs_own_check_and_unresolvable_names_decide_nothing(tmp_path: Path
             type(s).server = property(lambda self: server_for[0])  # noqa: B023
             s.ip = host or "0.0.0.0"
             assert [asyncio.run(s.poll()) for _ in range(4)] == [None] * 4, host
-        assert s._unanswered == 0
+        assert s.liveness.unanswered == 0
     finally:
         del type(s).server
     assert not cancelled.exists()
@@ -496,9 +531,9 @@ def test_a_resolver_that_never_answers_is_bounded(tmp_path: Path, monkeypatch: p
 
     async def resolve() -> bool:
         monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", hung)
-        return await s.remember_address("node7", 8888)
+        return await s.liveness.resolve("node7", 8888, "alice")
 
     began = time.monotonic()
     assert asyncio.run(resolve()) is False
     assert time.monotonic() - began < 5
-    assert s._address == ("", "")
+    assert s.liveness.address == ("", "")

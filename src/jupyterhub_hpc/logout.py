@@ -1,8 +1,8 @@
 """Log Out that ends the user's Slurm jobs, and says so.
 
 JupyterHub's ``shutdown_on_logout`` stops a user's running servers at logout, then sends her to the login page
-without a word. ``HPCLogoutHandler`` (registered at ``/hub/logout`` by the authenticator, ahead of JupyterHub's
-own) does the same and more:
+without a word. ``HPCLogoutHandler`` (put at ``/hub/logout`` in the place of JupyterHub's own by the spawner's
+module, ``install``, whatever the authenticator) does the same and more:
 
 * a server still starting (its job queued) is interrupted too, as the spawn page's Cancel does: its job is
   cancelled, so logging out never leaves an allocation behind;
@@ -45,12 +45,23 @@ class ServerAtLogout:
 
 
 def job_of(spawner: Any) -> str:
-    """The Slurm job of a spawner (running or still being submitted), or "" if it has none."""
-    for attribute in ("job_id", "_submitted_job"):
-        value = str(getattr(spawner, attribute, "") or "")
-        if JOB_ID.fullmatch(value):
-            return value
-    return ""
+    """The Slurm job of a spawner (running or still starting), or "" if it has none (not a Slurm spawner)."""
+    slurm_job = getattr(spawner, "slurm_job", None)
+    value = str(slurm_job() or "") if callable(slurm_job) else ""
+    return value if JOB_ID.fullmatch(value) else ""
+
+
+def install() -> None:
+    """Put HPCLogoutHandler in the place of JupyterHub's own at /logout (its default handlers, which the hub reads
+    when it builds its routes): the spawner's module calls this, so Log Out ends Slurm jobs whatever the
+    authenticator. An authenticator that registers a /logout of its own comes first in the hub's routes; such a one
+    must derive from HPCLogoutHandler to keep this behaviour (docs/design.md)."""
+    from jupyterhub import handlers
+
+    handlers.default_handlers[:] = [
+        (route, HPCLogoutHandler, *rest) if route == r"/logout" else (route, handler, *rest)
+        for route, handler, *rest in handlers.default_handlers
+    ]
 
 
 def _netloc(url: str) -> str:

@@ -23,7 +23,8 @@
   echo-off prompts get the password, then the form's one-time password (JupyterHub's ``request_otp`` field);
   echo-on prompts get the user name; PAM's info and error messages are collected. Input is bounded and the user
   name checked against ``login_username_pattern`` before PAM is touched.
-- Logging out goes through ``jupyterhub_hpc.logout.HPCLogoutHandler``, which says which Slurm jobs it stopped.
+- Logging out is the spawner's side (``jupyterhub_hpc.logout``, installed by the spawner's module): it ends Slurm jobs
+  whatever the authenticator.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from traitlets import Float, Integer, List, Unicode
 from jupyterhub_hpc import i18n
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
-from jupyterhub_hpc.logout import HPCLogoutHandler
 
 # Linux-PAM's values (security/_pam_types.h); pamela names few of them (and untyped).
 PAM_SUCCESS = 0
@@ -432,8 +432,8 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
         self._warned_slow_pam = False
 
     def get_handlers(self, app: Any) -> list[tuple[str, type[Any]]]:
-        # Ahead of JupyterHub's own handlers: this logout says which jobs it stopped (jupyterhub_hpc.logout).
-        return [("/login", HPCLoginHandler), ("/logout", HPCLogoutHandler)]
+        # Ahead of JupyterHub's own login (the logout is the spawner's: jupyterhub_hpc.logout).
+        return [("/login", HPCLoginHandler)]
 
     # -- messages ----------------------------------------------------------------------------------------------
     def inactive_message(self) -> str:

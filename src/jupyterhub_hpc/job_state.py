@@ -1,0 +1,104 @@
+"""One server's Slurm job as the hub knows it: one small typed record, the only thing a spawner saves.
+
+``JobState`` holds the job's id ("" when the server has none), Slurm's last state and node for it (squeue's
+``%T %B``), why it is pending (squeue's ``%r``, when asked), and how the user's previous server ended (``JobEnd``,
+told on the next form). It is replaced, never changed in place: each answer of Slurm makes a new record.
+
+Every part is Slurm's word checked against a pattern and a length, here, once: whatever a saved state or a command's
+output holds, a record only ever carries a job id of digits, a state of capitals and a node name. Saved states of
+the versions before this record (batchspawner's ``job_id`` and ``job_status``) are read too, so an upgrade keeps
+the servers that run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from jupyterhub_hpc.job_end import ENDED_STATES, JobEnd
+from jupyterhub_hpc.ledger import JOB_ID
+
+_STATE = re.compile(r"[A-Z_]{1,32}")
+_NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_REASON = re.compile(r"[A-Za-z0-9_(),.:=/ -]{1,120}")
+
+#: Slurm's states of a job that has not started yet, and of one that runs (squeue's %T), as batchspawner's
+#: SlurmSpawner reads them; any other state a job is listed under (SUSPENDED, ...) says nothing yet.
+PENDING_STATES = frozenset({"PENDING", "CONFIGURING"})
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING"})
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A server's job: ``id`` "" means no job; ``state`` "" means Slurm has not been asked (or gave no answer)."""
+
+    id: str = ""
+    state: str = ""
+    node: str = ""
+    reason: str = ""
+    end: JobEnd | None = None
+
+    @classmethod
+    def submitted(cls, job_id: str) -> JobState:
+        """A job sbatch answered with (its id already checked by the submission)."""
+        if not JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not a Slurm job id: {job_id[:24]!r}")
+        return cls(job_id)
+
+    def seen(self, line: str) -> JobState:
+        """This job with Slurm's ``%T %B`` line for it (a part of another shape is dropped)."""
+        fields = line.split()
+        state = fields[0] if fields and _STATE.fullmatch(fields[0]) else ""
+        node = fields[1] if state and len(fields) == 2 and _NODE.fullmatch(fields[1]) else ""
+        return replace(self, state=state, node=node)
+
+    def pending_because(self, reason: str) -> JobState:
+        reason = reason.strip()
+        return replace(self, reason=reason if _REASON.fullmatch(reason) else "")
+
+    def ended_as(self, end: JobEnd | None) -> JobState:
+        """No job any more; ``end`` is how it ended (None: by itself, or by its user)."""
+        return JobState(end=end)
+
+    @property
+    def running(self) -> bool:
+        return bool(self.id) and self.state in RUNNING_STATES
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.id) and self.state in PENDING_STATES
+
+    @property
+    def ended(self) -> bool:
+        """Slurm lists the job under a state it ended in (squeue keeps ended jobs for MinJobAge)."""
+        return self.state in ENDED_STATES
+
+    @property
+    def line(self) -> str:
+        """Slurm's ``%T %B`` line as this record holds it (what JobEnd and the host's pattern read)."""
+        return f"{self.state} {self.node}".strip()
+
+    def to_state(self) -> dict[str, Any]:
+        """What the spawner saves: only what is set."""
+        saved: dict[str, Any] = {}
+        if self.id:
+            saved["job"] = {"id": self.id, "state": self.state, "node": self.node}
+        if self.end is not None:
+            saved["job_end"] = self.end.to_state()
+        return saved
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> JobState:
+        """From a saved state (this record's, or batchspawner's ``job_id``/``job_status`` of earlier versions),
+        checked again: the database is not trusted more than Slurm."""
+        end = JobEnd.from_state(state)
+        saved = state.get("job")
+        if isinstance(saved, Mapping):
+            job_id, line = saved.get("id"), f"{saved.get('state', '')} {saved.get('node', '')}"
+        else:
+            job_id, line = state.get("job_id"), state.get("job_status", "")
+        if not (isinstance(job_id, str) and JOB_ID.fullmatch(job_id) and isinstance(line, str)):
+            return cls(end=end)
+        return cls(job_id, end=end).seen(line)
