@@ -1,5 +1,5 @@
-"""Unit tests of the resource rules (jupyterhub_hpc.resources, and the Ansible filters over them in
-filter_plugins/hpc_resources.py), with the exact messages users and operators read."""
+"""Unit tests of the resource rules (jupyterhub_hpc.units, cluster_rules and request_rules, and the Ansible filters
+over them in filter_plugins/hpc_resources.py), with the exact messages users and operators read."""
 
 from __future__ import annotations
 
@@ -12,17 +12,10 @@ from typing import Any
 
 import pytest
 
-from jupyterhub_hpc.model import Bounds, Cluster
-from jupyterhub_hpc.resources import (
-    ResourceError,
-    fitting_node_types,
-    format_slurm_time,
-    gpu_choices,
-    parse_memory_mb,
-    parse_walltime_minutes,
-    validate_cluster,
-    validate_request,
-)
+from jupyterhub_hpc.cluster_rules import fitting_node_types, gpu_choices, validate_cluster
+from jupyterhub_hpc.model import Bounds, Cluster, format_slurm_time
+from jupyterhub_hpc.request_rules import validate_request
+from jupyterhub_hpc.units import ResourceError, parse_memory_mb, parse_walltime_minutes
 
 
 def cluster() -> dict[str, Any]:

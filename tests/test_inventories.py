@@ -16,8 +16,8 @@ import pytest
 from test_hpc_resources import filter_plugin
 from test_model import inventory_cluster
 
+from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.model import Cluster
-from jupyterhub_hpc.resources import validate_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS = ("fir", "narval", "rorqual", "demo")

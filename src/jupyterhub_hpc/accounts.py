@@ -3,7 +3,7 @@
 ``HPCSlurmSpawner.accounts_cmd`` (``sacctmgr``, run as the hub's user, bounded like every command) lists the user's
 associations; this module decides which of them are offered: well-formed names with one of the cluster's account
 prefixes, sorted, each once. The spawner caches a user's list for ``accounts_cache_seconds``; when ``sacctmgr``
-cannot answer, the form has a free text field and ``resources.validate_request`` checks the prefix only.
+cannot answer, the form has a free text field and ``request_rules.validate_request`` checks the prefix only.
 """
 
 from __future__ import annotations

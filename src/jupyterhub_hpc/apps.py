@@ -17,7 +17,8 @@ authentication off would run code as the user for any of them. With ``unix_socke
 0700, the user's own. So an app declares either ``unix_socket: true`` or ``shared_tcp_port: true`` (the site's
 statement that the app checks each connection itself or serves nothing private; checked here, not passed on).
 
-Standard library only, no I/O: the controller's preflight imports it (``filter_plugins/hpc_resources.py``).
+No I/O; the standard library, and ``units.ResourceError`` for the error every rule raises: the controller's
+preflight imports it (``filter_plugins/hpc_resources.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jupyterhub_hpc.resources import ResourceError
+from jupyterhub_hpc.units import ResourceError
 
 __all__ = ["PLACEHOLDERS", "RESERVED_NAMES", "server_proxy_servers", "validate_apps"]
 
