@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from jupyterhub_hpc.accounts import ACCOUNT
 from jupyterhub_hpc.cluster_rules import fitting_node_types, gpu_choices
 from jupyterhub_hpc.i18n import _
 from jupyterhub_hpc.model import LABELS, Bounds, Cluster, Form, Request
@@ -39,11 +40,10 @@ from jupyterhub_hpc.units import (
 
 __all__ = ["LABELS", "MAX_TEXT", "ResourceError", "validate_request"]
 
-_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 #: What reaches the job script's #SBATCH lines, checked once more on the way out (the cluster model and the
 #: user's account list come from elsewhere): ASCII, no whitespace, no shell metacharacter.
 _SLURM_VALUES: dict[str, tuple[str, re.Pattern[str]]] = {
-    "account": ("Account", re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*)?", re.ASCII)),
+    "account": ("Account", re.compile(rf"(?:{ACCOUNT.pattern})?", re.ASCII)),
     "runtime": (LABELS["time"], re.compile(r"(?:[1-9][0-9]*-)?[0-9]{2}:[0-5][0-9]:00", re.ASCII)),
     "nprocs": (LABELS["cores"], re.compile(r"[1-9][0-9]*", re.ASCII)),
     "memory": (LABELS["memory"], re.compile(r"[1-9][0-9]*M", re.ASCII)),
@@ -66,7 +66,8 @@ def validate_request(options: Mapping[str, Any], cluster: Cluster, accounts: Seq
     ``"+4"``, ``"1e3"``, ``"NaN"``, ``"\\u0661"`` (Arabic-Indic 1) or ``"\\uff11"`` (fullwidth 1) are refused.
     ``True``/``False`` are never numbers. Anything else (lists, objects, other keys) is refused.
 
-    * account: ``[A-Za-z0-9][A-Za-z0-9_.-]*``, starting with one of the cluster's account prefixes.
+    * account: ``[A-Za-z0-9][A-Za-z0-9_.-]*`` (``accounts.ACCOUNT``), starting with one of the cluster's account
+      prefixes.
     * time (hours): an int or a finite float (hours), or text ``[0-9]+(.[0-9]+)?`` (hours) with an optional unit
       ``m``, ``min``, ``h`` or ``d``, or Slurm's ``D-H``, ``D-H:M``, ``D-H:M:S``, ``H:M:S``, ``M:S`` (digits);
       a whole number of minutes (seconds round up), between the form's min and max.
@@ -182,7 +183,7 @@ def _account(
     account = _field(options, "account", problems)
     if _blank(account):
         return _default_account(accounts, problems)
-    if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+    if not isinstance(account, str) or not ACCOUNT.fullmatch(account):
         # Found by the property tests: a falsy non-string (0, -0.0, False) must not slip through as "no account",
         # and 'def-alice\n' must not pass as 'def-alice' ('$' matches before a final newline: fullmatch).
         problems.add(_("Account: {value} is not a valid account name").format(value=show(account)))
