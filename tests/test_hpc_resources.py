@@ -214,6 +214,16 @@ def test_gpu_count_above_node() -> None:
     ]
 
 
+def test_a_gpu_count_that_cannot_be_read_is_named_not_crashed_on() -> None:
+    # Found by a differential run of broken inventories: the form's gpus.max check took the most of every GPU type's
+    # per_node, an unreadable one (None) among them, and the preflight stopped on a TypeError instead of the list.
+    for per_node in ("four", None):
+        model = broken(["node_types", "gpu", "gpus", "h100", "per_node"], per_node)
+        assert problems_of(validate_cluster, model) == [
+            f"hpc_cluster.node_types.gpu.gpus.h100.per_node: {per_node!r} is not a whole number"
+        ]
+
+
 def test_gpus_that_cannot_share_a_node() -> None:
     model = broken(["node_types", "gpu", "gpus", "h100", "cores"], 16)
     assert problems_of(validate_cluster, model) == [

@@ -313,7 +313,10 @@ def _form_gpus(
     if not gpu_types:
         return gpu_types, 0
     gpu_max: int = problems.guard(whole_number, spec.get("max", 1), f"{form_path}.gpus.max", default=0)
-    most = max(n["gpus"][t]["per_node"] for n in node_types.values() for t in gpu_types if t in n["gpus"])
+    per_node = [n["gpus"][t]["per_node"] for n in node_types.values() for t in gpu_types if t in n["gpus"]]
+    if None in per_node:  # a count that could not be read is a problem of its own: the most is unknown
+        return gpu_types, gpu_max
+    most = max(per_node)
     if gpu_max > most:
         problems.add(f"{form_path}.gpus.max: {gpu_max} is above the most GPUs of one type on a node ({most})")
     return gpu_types, gpu_max
