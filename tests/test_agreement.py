@@ -15,7 +15,7 @@ import pytest
 
 from jupyterhub_hpc import agreement
 from jupyterhub_hpc.model import Cluster, NodeType
-from jupyterhub_hpc.resources import validate_request
+from jupyterhub_hpc.request_rules import validate_request
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTERS = ("fir", "narval")

@@ -12,7 +12,7 @@ from test_hpc_resources import filter_plugin
 from test_inventories import ansible_playbook
 
 from jupyterhub_hpc.apps import server_proxy_servers, validate_apps
-from jupyterhub_hpc.resources import ResourceError
+from jupyterhub_hpc.units import ResourceError
 
 ROOT = Path(__file__).resolve().parents[1]
 

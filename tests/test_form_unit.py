@@ -12,7 +12,7 @@ from test_spawner_unit import CLUSTER, spawner
 
 from jupyterhub_hpc import form
 from jupyterhub_hpc.accounts import offered_accounts
-from jupyterhub_hpc.resources import validate_cluster
+from jupyterhub_hpc.cluster_rules import validate_cluster
 
 MODEL = validate_cluster(CLUSTER)
 

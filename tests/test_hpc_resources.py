@@ -1,5 +1,5 @@
-"""Unit tests of the resource rules (jupyterhub_hpc.resources, and the Ansible filters over them in
-filter_plugins/hpc_resources.py), with the exact messages users and operators read."""
+"""Unit tests of the resource rules (jupyterhub_hpc.units, cluster_rules and request_rules, and the Ansible filters
+over them in filter_plugins/hpc_resources.py), with the exact messages users and operators read."""
 
 from __future__ import annotations
 
@@ -12,17 +12,10 @@ from typing import Any
 
 import pytest
 
-from jupyterhub_hpc.model import Bounds, Cluster
-from jupyterhub_hpc.resources import (
-    ResourceError,
-    fitting_node_types,
-    format_slurm_time,
-    gpu_choices,
-    parse_memory_mb,
-    parse_walltime_minutes,
-    validate_cluster,
-    validate_request,
-)
+from jupyterhub_hpc.cluster_rules import fitting_node_types, gpu_choices, validate_cluster
+from jupyterhub_hpc.model import Bounds, Cluster, format_slurm_time
+from jupyterhub_hpc.request_rules import validate_request
+from jupyterhub_hpc.units import ResourceError, parse_memory_mb, parse_walltime_minutes
 
 
 def cluster() -> dict[str, Any]:
@@ -219,6 +212,16 @@ def test_gpu_count_above_node() -> None:
     assert problems_of(validate_cluster, model) == [
         "hpc_cluster.form.gpus.max: 5 is above the most GPUs of one type on a node (4)"
     ]
+
+
+def test_a_gpu_count_that_cannot_be_read_is_named_not_crashed_on() -> None:
+    # Found by a differential run of broken inventories: the form's gpus.max check took the most of every GPU type's
+    # per_node, an unreadable one (None) among them, and the preflight stopped on a TypeError instead of the list.
+    for per_node in ("four", None):
+        model = broken(["node_types", "gpu", "gpus", "h100", "per_node"], per_node)
+        assert problems_of(validate_cluster, model) == [
+            f"hpc_cluster.node_types.gpu.gpus.h100.per_node: {per_node!r} is not a whole number"
+        ]
 
 
 def test_gpus_that_cannot_share_a_node() -> None:

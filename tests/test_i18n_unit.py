@@ -19,9 +19,11 @@ from hubpages import CONTEXT, environment
 from test_spawner_unit import CLUSTER
 
 from jupyterhub_hpc import form, i18n
+from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.logout import ServerAtLogout
 from jupyterhub_hpc.pam import HPCPAMAuthenticator
-from jupyterhub_hpc.resources import ResourceError, validate_cluster, validate_request
+from jupyterhub_hpc.request_rules import validate_request
+from jupyterhub_hpc.units import ResourceError
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = validate_cluster(CLUSTER)
@@ -111,7 +113,7 @@ def test_every_message_has_a_french_translation_and_the_mo_is_compiled() -> None
 
 def test_the_catalog_covers_messages_of_python_and_templates() -> None:
     found = _script().messages()
-    assert "{field}: {value} is above the maximum of {limit}" in found  # resources.py
+    assert "{field}: {value} is above the maximum of {limit}" in found  # request_rules.py
     assert "Sign in" in found  # login.html
     assert "%(s)s was stopped: %(j)s was cancelled and its resources are free." in found  # logout.html
     assert "Cluster job running... waiting to connect" in found  # batchspawner's, marked in spawner.py

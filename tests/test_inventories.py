@@ -16,8 +16,8 @@ import pytest
 from test_hpc_resources import filter_plugin
 from test_model import inventory_cluster
 
+from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.model import Cluster
-from jupyterhub_hpc.resources import validate_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS = ("fir", "narval", "rorqual", "demo")
@@ -241,8 +241,8 @@ def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: 
     ]
     assert not [rule for rule in rules if "*" in rule or "?" in rule]
 
-    # What the spawner and the hub's services run after exec_prefix ("sudo -E -u <user>"), with its placeholders filled: each command
-    # line is allowed by exactly one entry, whatever the job id's length.
+    # What the spawner and the hub's services run after exec_prefix ("sudo -E -u <user>"), with the placeholders
+    # filled: each command line is allowed by exactly one entry, whatever the job id's length.
     def as_user(job_id: str) -> list[str]:
         return [
             slurm["batch_submit_cmd"],

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.model import SCHEMA, Cluster, ModelFormatError
-from jupyterhub_hpc.resources import validate_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 INVENTORIES = ("fir", "narval", "rorqual", "demo")

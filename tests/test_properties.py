@@ -15,8 +15,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jupyterhub_hpc.model import Cluster, Request
-from jupyterhub_hpc.resources import LABELS, ResourceError, validate_cluster, validate_request
+from jupyterhub_hpc.cluster_rules import validate_cluster
+from jupyterhub_hpc.model import LABELS, Cluster, Request
+from jupyterhub_hpc.request_rules import validate_request
+from jupyterhub_hpc.units import ResourceError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -356,12 +356,12 @@ def test_a_job_an_unanswered_sbatch_submitted_is_found_and_cancelled(tmp_path: P
 
 # -- requests the rules did not foresee ------------------------------------------------------------------------
 def test_an_unexpected_error_in_the_rules_is_a_400(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jupyterhub_hpc import resources
+    from jupyterhub_hpc import request_rules
 
     def broken(*_: Any) -> Any:
         raise OverflowError("int too large to convert to float")
 
-    monkeypatch.setattr(resources, "validate_request", broken)
+    monkeypatch.setattr(request_rules, "validate_request", broken)
     with pytest.raises(web.HTTPError) as err:
         asyncio.run(spawner(tmp_path).apply_options({"cores": 10**400}))  # the REST API's path
     assert err.value.status_code == 400

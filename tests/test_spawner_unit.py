@@ -19,11 +19,11 @@ from jupyterhub import orm
 from tornado import web
 from traitlets.config import Config
 
-from jupyterhub_hpc import resources
+from jupyterhub_hpc import request_rules
+from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.model import ModelFormatError, Request
-from jupyterhub_hpc.resources import validate_cluster
 from jupyterhub_hpc.services import HubServices
 from jupyterhub_hpc.spawner import HPCSlurmSpawner, LinkedSpawn
 
@@ -193,13 +193,13 @@ def test_nothing_is_submitted_without_a_validated_request(tmp_path: Path) -> Non
 
 def test_a_request_is_validated_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    real = resources.validate_request
+    real = request_rules.validate_request
 
     def counting(options: Any, *args: Any) -> Request:
         calls.append(dict(options))
         return real(options, *args)
 
-    monkeypatch.setattr(resources, "validate_request", counting)
+    monkeypatch.setattr(request_rules, "validate_request", counting)
     s = spawner(tmp_path)
 
     async def form_then_spawn() -> Request | None:

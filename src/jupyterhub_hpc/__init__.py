@@ -2,8 +2,11 @@
 
 Modules, by concern:
 
-* ``resources``: the cluster model and the rules every request meets (standard library only; the Ansible filter
-  plugin ``filter_plugins/hpc_resources.py`` is a thin adapter over it);
+* the resource rules, which the Ansible filter plugin ``filter_plugins/hpc_resources.py`` exposes (a thin adapter):
+  ``model`` (the cluster model and a request, frozen), ``units`` (the grammar of values: memory, durations, whole
+  numbers, names; ``ResourceError``), ``cluster_rules`` (the inventory's model, deploy time, English messages by
+  variable path), ``request_rules`` (a user's request, spawn time, messages in the user's language) and ``apps``
+  (the users' applications beside JupyterLab);
 * ``spawner``: ``HPCSlurmSpawner`` (entry point ``hpc-slurm`` of ``jupyterhub.spawners``), the job life cycle and
   status polling, with ``form`` (the Server Options form, a pure function), ``accounts`` (the user's Slurm
   accounts) and ``job_board`` (one ``squeue`` for all the hub's jobs);

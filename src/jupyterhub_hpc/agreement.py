@@ -4,7 +4,7 @@
 every node type of the model (cores, memory, each GPU type or MIG slice and its count, the walltime, and their
 combinations), and for each one compares:
 
-* the hub's decision: ``resources.validate_request`` on the model, exactly as the spawner decides;
+* the hub's decision: ``request_rules.validate_request`` on the model, exactly as the spawner decides;
 * the model's physical fit: the same rules on the same model with the form's caps lifted to what the nodes have
   (``physical_cluster``): no per-GPU recommendation, every GPU type and count a node has, the cluster's walltime;
 * Slurm's decision: ``sbatch --test-only`` with exactly the ``#SBATCH`` resource options the job script would carry
@@ -31,9 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.commands import clean_env
 from jupyterhub_hpc.model import Bounds, Cluster, Request
-from jupyterhub_hpc.resources import ResourceError, validate_cluster, validate_request
+from jupyterhub_hpc.request_rules import validate_request
+from jupyterhub_hpc.units import ResourceError
 
 __all__ = [
     "Outcome",

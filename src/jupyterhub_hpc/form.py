@@ -1,8 +1,8 @@
 """The Server Options form: HTML from the cluster model, the user's accounts and the previous request.
 
 A pure function (no I/O, no spawner): ``HPCSlurmSpawner.render_form`` gathers its inputs and calls ``render``. The
-fields, their limits and their labels come from the validated model and ``resources.LABELS``, so the form offers
-exactly what ``resources.validate_request`` accepts. Its words are in the language of the request
+fields, their limits and their labels come from the validated model and ``model.LABELS``, so the form offers
+exactly what ``request_rules.validate_request`` accepts. Its words are in the language of the request
 (``jupyterhub_hpc.i18n``); every translated word is escaped as any other value.
 """
 
@@ -12,7 +12,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc.cluster_rules import gpu_choices
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
 
@@ -64,7 +64,7 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
             )
         )
 
-    choices = rules.gpu_choices(model)
+    choices = gpu_choices(model)
     if choices:
         current = prev.get("gpu", "none")
         # Not _() in the f-string: on Python 3.11 an f-string is one token, where Babel's extractor sees no call.

@@ -1,14 +1,15 @@
 """The two shapes data takes between the inventory and the job script: the cluster model and a user's request.
 
 * ``Cluster`` is the validated, normalized model of a cluster (MB, minutes, defaults filled). Only
-  ``resources.validate_cluster`` makes one from the inventory's ``hpc_cluster`` (the preflight, through the filter
+  ``cluster_rules.validate_cluster`` makes one from the inventory's ``hpc_cluster`` (the preflight, through the filter
   plugin); ``Cluster.to_data`` serializes it as JSON data with a schema version, which the ``batchspawner`` role
   ships to the hub, and ``Cluster.from_data`` loads it back into the same, equal object. The load is structural
   (the schema version, each field's key and type): the rules are not checked twice.
-* ``Request`` is a user's validated request. Only ``resources.validate_request`` makes one, from the form or from the
-  REST API's ``user_options``; it alone fills the job script's variables (``Request.job_vars``).
+* ``Request`` is a user's validated request. Only ``request_rules.validate_request`` makes one, from the form or
+  from the REST API's ``user_options``; it alone fills the job script's variables (``Request.job_vars``).
 
-Both are frozen: once checked, nothing changes them. Standard library only, no I/O.
+Both are frozen: once checked, nothing changes them. No I/O; the standard library, and ``i18n.N_`` to mark the
+labels for the catalog.
 """
 
 from __future__ import annotations

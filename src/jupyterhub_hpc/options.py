@@ -24,7 +24,7 @@ from traitlets import Dict, Instance, default
 from traitlets.config import LoggingConfigurable
 
 from jupyterhub_hpc import form
-from jupyterhub_hpc import resources as rules
+from jupyterhub_hpc import request_rules as rules
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.model import Cluster, Request

@@ -15,7 +15,7 @@ from hubclient import HubClient
 from molhelpers import squeue_of
 from testinfra.host import Host
 
-from jupyterhub_hpc.resources import validate_cluster
+from jupyterhub_hpc.cluster_rules import validate_cluster
 
 SPAWNER_CONFIG = "/etc/jupyterhub/jupyterhub_config.d/50-batchspawner.json"
 DEMO_SITE = Path(__file__).resolve().parents[3] / "inventories" / "demo" / "group_vars" / "all" / "site.yml"
