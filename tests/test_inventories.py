@@ -42,6 +42,16 @@ def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def render(
+    render_dir: Path, cluster: str = "demo", playbook: str = "render_spawner_config.yml", **extra: object
+) -> subprocess.CompletedProcess[str]:
+    """An inventory's hub files, rendered into render_dir by the roles' own task files (tests/playbooks/<playbook>),
+    the extra variables over the inventory's."""
+    (render_dir / "jupyterhub_config.d").mkdir(exist_ok=True)
+    variables = json.dumps({"render_dir": str(render_dir), **extra})
+    return ansible_playbook("-i", f"inventories/{cluster}", f"tests/playbooks/{playbook}", "-e", variables)
+
+
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_reference_inventories_pass_the_preflight(cluster: str) -> None:
     run = ansible_playbook("-i", f"inventories/{cluster}", "playbooks/preflight.yml")
@@ -113,10 +123,7 @@ def test_an_inventory_needs_no_link_into_the_product(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_rendered_spawner_configuration_matches_golden_file(tmp_path: Path, cluster: str) -> None:
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
-    )
+    run = render(tmp_path, cluster)
     assert run.returncode == 0, run.stdout[-3000:]
     rendered = (tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text()
     golden = GOLDEN / f"{cluster}.batchspawner.json"
@@ -222,10 +229,7 @@ def test_the_sudo_rule_matcher_is_sudos() -> None:
 def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: Path, cluster: str) -> None:
     """One source: the rule is rendered from the spawner's configuration, character for character; the job id, the
     one argument that varies, is spelled out as digit classes (sudo's `*` would admit any further arguments)."""
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
-    )
+    run = render(tmp_path, cluster)
     assert run.returncode == 0, run.stdout[-3000:]
     config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
     rules = sudo_rules((tmp_path / "sudoers").read_text())
@@ -284,14 +288,7 @@ def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: 
 
 @pytest.mark.parametrize("job_output", ["jupyterhub slurm-%j.log", "../.jupyterhub-slurm-%j.log", "slurm-%x-%j.log"])
 def test_a_job_output_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, job_output: str) -> None:
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i",
-        "inventories/demo",
-        "tests/playbooks/render_spawner_config.yml",
-        "-e",
-        json.dumps({"render_dir": str(tmp_path), "batchspawner_job_output": job_output}),
-    )
+    run = render(tmp_path, batchspawner_job_output=job_output)
     assert run.returncode != 0
     assert f"batchspawner_job_output: {json.dumps(job_output)} cannot be named in the sudo rule" in run.stdout
     assert not (tmp_path / "sudoers").exists()
