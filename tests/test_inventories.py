@@ -311,6 +311,25 @@ def test_preflight_refuses_a_job_umask_the_job_script_cannot_set(umask: object) 
     assert f"batchspawner_job_umask ({umask}) must be a quoted octal umask" in run.stdout
 
 
+def test_the_job_script_and_the_spawner_carry_one_job_name(tmp_path: Path) -> None:
+    """batchspawner_job_name is the job script's --job-name and the name the spawner searches a user's jobs by."""
+    run = render(tmp_path, batchspawner_job_name="hub-test_2.x")
+    assert run.returncode == 0, run.stdout[-3000:]
+    config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
+    names = [line for line in config["SlurmSpawner"]["batch_script"].splitlines() if "--job-name" in line]
+    assert names == ["#SBATCH --job-name=hub-test_2.x"]
+    assert config["HPCSlurmSpawner"]["job_name"] == "hub-test_2.x"
+
+
+@pytest.mark.parametrize("name", ["jupyter hub", "jupyterhub;id", "hub's", "j" * 65, 42])
+def test_preflight_refuses_a_job_name_slurm_and_the_hub_would_not_read_alike(name: object) -> None:
+    run = ansible_playbook(
+        "-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps({"batchspawner_job_name": name})
+    )
+    assert run.returncode != 0
+    assert f"batchspawner_job_name ({name}) must be a quoted string of 1 to 64 of the characters" in run.stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "refused"),
     [
