@@ -18,6 +18,7 @@ def render_job_script(job_vars: dict[str, Any], *, srun: str, cmd: str, **role: 
     ansible_env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     ansible_env.filters["quote"] = shlex.quote  # Ansible's filter of that name
     settings: dict[str, Any] = {
+        "batchspawner_job_name": "jupyterhub",
         "batchspawner_job_output": ".jupyterhub-slurm-%j.log",
         "batchspawner_runtime_parent": "${SLURM_TMPDIR:-${TMPDIR:-/tmp}}",
         "batchspawner_job_umask": "0022",

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from test_hpc_resources import filter_plugin
 from test_model import inventory_cluster
+from traitlets.config import Config
 
 from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.model import Cluster
+from jupyterhub_hpc.services import HubServices
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTERS = ("fir", "narval", "rorqual", "demo")
@@ -40,6 +42,16 @@ def ansible_playbook(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=300,
     )
+
+
+def render(
+    render_dir: Path, cluster: str = "demo", playbook: str = "render_spawner_config.yml", **extra: object
+) -> subprocess.CompletedProcess[str]:
+    """An inventory's hub files, rendered into render_dir by the roles' own task files (tests/playbooks/<playbook>),
+    the extra variables over the inventory's."""
+    (render_dir / "jupyterhub_config.d").mkdir(exist_ok=True)
+    variables = json.dumps({"render_dir": str(render_dir), **extra})
+    return ansible_playbook("-i", f"inventories/{cluster}", f"tests/playbooks/{playbook}", "-e", variables)
 
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
@@ -113,10 +125,7 @@ def test_an_inventory_needs_no_link_into_the_product(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_rendered_spawner_configuration_matches_golden_file(tmp_path: Path, cluster: str) -> None:
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
-    )
+    run = render(tmp_path, cluster)
     assert run.returncode == 0, run.stdout[-3000:]
     rendered = (tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text()
     golden = GOLDEN / f"{cluster}.batchspawner.json"
@@ -222,10 +231,7 @@ def test_the_sudo_rule_matcher_is_sudos() -> None:
 def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: Path, cluster: str) -> None:
     """One source: the rule is rendered from the spawner's configuration, character for character; the job id, the
     one argument that varies, is spelled out as digit classes (sudo's `*` would admit any further arguments)."""
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
-    )
+    run = render(tmp_path, cluster)
     assert run.returncode == 0, run.stdout[-3000:]
     config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
     rules = sudo_rules((tmp_path / "sudoers").read_text())
@@ -284,14 +290,7 @@ def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: 
 
 @pytest.mark.parametrize("job_output", ["jupyterhub slurm-%j.log", "../.jupyterhub-slurm-%j.log", "slurm-%x-%j.log"])
 def test_a_job_output_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, job_output: str) -> None:
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i",
-        "inventories/demo",
-        "tests/playbooks/render_spawner_config.yml",
-        "-e",
-        json.dumps({"render_dir": str(tmp_path), "batchspawner_job_output": job_output}),
-    )
+    run = render(tmp_path, batchspawner_job_output=job_output)
     assert run.returncode != 0
     assert f"batchspawner_job_output: {json.dumps(job_output)} cannot be named in the sudo rule" in run.stdout
     assert not (tmp_path / "sudoers").exists()
@@ -312,6 +311,28 @@ def test_preflight_refuses_a_job_umask_the_job_script_cannot_set(umask: object) 
     )
     assert run.returncode != 0
     assert f"batchspawner_job_umask ({umask}) must be a quoted octal umask" in run.stdout
+
+
+def test_the_job_script_and_the_spawner_carry_one_job_name(tmp_path: Path) -> None:
+    """batchspawner_job_name is the job script's --job-name and the name the spawner searches a user's jobs by."""
+    run = render(tmp_path, batchspawner_job_name="hub-test_2.x")
+    assert run.returncode == 0, run.stdout[-3000:]
+    config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
+    names = [line for line in config["SlurmSpawner"]["batch_script"].splitlines() if "--job-name" in line]
+    assert names == ["#SBATCH --job-name=hub-test_2.x"]
+    assert config["HubServices"]["job_name"] == "hub-test_2.x"
+    # ... and the very name the reconciler's search asks squeue for.
+    services = HubServices(config=Config(config), job_ledger_file="")
+    assert "--name=hub-test_2.x " in services.lost_jobs_cmd
+
+
+@pytest.mark.parametrize("name", ["jupyter hub", "jupyterhub;id", "hub's", "j" * 65, 42])
+def test_preflight_refuses_a_job_name_slurm_and_the_hub_would_not_read_alike(name: object) -> None:
+    run = ansible_playbook(
+        "-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps({"batchspawner_job_name": name})
+    )
+    assert run.returncode != 0
+    assert f"batchspawner_job_name ({name}) must be a quoted string of 1 to 64 of the characters" in run.stdout
 
 
 @pytest.mark.parametrize(

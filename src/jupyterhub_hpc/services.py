@@ -76,12 +76,12 @@ class HubServices(SingletonConfigurable):
     command_concurrency = Integer(8, help="Commands the hub runs at once; more wait for a free slot.").tag(config=True)
 
     exec_prefix = Unicode(
-        "sudo -E -u {username}",
+        "/usr/bin/sudo -E -u {username}",
         help="What runs a command as a user ({username} shell-quoted); the sudo rule allows exactly these commands.",
     ).tag(config=True)
 
     cancel_cmd = Unicode(
-        "scancel {job_id}", help="Cancels a job ({job_id}: digits), run as its user with exec_prefix."
+        "/usr/bin/scancel {job_id}", help="Cancels a job ({job_id}: digits), run as its user with exec_prefix."
     ).tag(config=True)
 
     squeue = Unicode(

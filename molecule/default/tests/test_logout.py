@@ -99,5 +99,5 @@ def test_logout_asked_by_another_users_page_needs_her_confirmation(alice: HubCli
 
 def test_logout_can_be_turned_off(hub: Host) -> None:
     """The role's switch reaches the hub (its behaviour with false is JupyterHub's own: servers keep running)."""
-    config = json.loads(hub.file("/etc/jupyterhub/jupyterhub_config.json").content_string)
+    config = json.loads(hub.file("/etc/jupyterhub/jupyterhub_config.d/00-jupyterhub.json").content_string)
     assert config["JupyterHub"]["shutdown_on_logout"] is True

@@ -125,7 +125,7 @@ def test_idle_culler_runs_with_least_privilege(hub: Host) -> None:
     culler = [p for p in hub.process.filter(user="jupyterhub") if "jupyterhub_idle_culler" in p.args]
     assert len(culler) == 1
     assert "--timeout=3600" in culler[0].args
-    config = json.loads(hub.file("/etc/jupyterhub/jupyterhub_config.json").content_string)
+    config = json.loads(hub.file("/etc/jupyterhub/jupyterhub_config.d/00-jupyterhub.json").content_string)
     (role,) = config["JupyterHub"]["load_roles"]
     assert role == {
         "name": "idle-culler",
