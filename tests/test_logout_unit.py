@@ -95,8 +95,8 @@ class FakeSpawner:
         self.job = job_id or submitted  # a running server's job, or a starting one's
         self._spawn_future: asyncio.Future[Any] | None = None
 
-    def slurm_job(self) -> str:
-        return self.job
+    def owned_jobs(self) -> tuple[str, ...]:
+        return (self.job,) if self.job else ()
 
 
 def test_job_of() -> None:

@@ -223,3 +223,17 @@ def test_the_job_tail_finds_the_output_from_the_users_own_home_and_name() -> Non
     for pattern in ("../x-%j", "a/../../x", "%", "%a", "%%%", "a\\b", "a\0b"):
         with pytest.raises(ValueError):
             output_path(pattern, "7", "alice", "/home/alice")
+
+
+def test_no_class_of_the_package_is_above_300_lines() -> None:
+    """Each class one concern a reader can hold (docs/design.md); functions are held to a complexity of 15 by
+    ruff's C901 (pyproject.toml)."""
+    package = Path(__file__).resolve().parents[1] / "src" / "jupyterhub_hpc"
+    sizes = {
+        f"{path.name}:{node.name}": (node.end_lineno or node.lineno) - node.lineno + 1
+        for path in sorted(package.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+    }
+    assert len(sizes) > 20
+    assert {name: lines for name, lines in sizes.items() if lines > 300} == {}

@@ -46,9 +46,9 @@ class ServerAtLogout:
 
 def job_of(spawner: Any) -> str:
     """The Slurm job of a spawner (running or still starting), or "" if it has none (not a Slurm spawner)."""
-    slurm_job = getattr(spawner, "slurm_job", None)
-    value = str(slurm_job() or "") if callable(slurm_job) else ""
-    return value if JOB_ID.fullmatch(value) else ""
+    owned_jobs = getattr(spawner, "owned_jobs", None)
+    jobs = [str(job) for job in owned_jobs()] if callable(owned_jobs) else []
+    return jobs[0] if jobs and JOB_ID.fullmatch(jobs[0]) else ""
 
 
 def install() -> None:

@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-import weakref
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
-from jupyterhub import orm
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
@@ -34,8 +32,8 @@ from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.job_end import JobEnd
-from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.ledger import JOB_ID, JobLedger
+from jupyterhub_hpc.reconciler import JobOwner, Reconciler
 
 
 class SlurmRefused(RuntimeError):
@@ -48,12 +46,6 @@ class SlurmRefused(RuntimeError):
 
 class CommandNoAnswer(RuntimeError):
     """A command did not end within command_timeout (it was ended)."""
-
-
-class JobOwner(Protocol):
-    """A live spawner, as the reconciler sees it."""
-
-    def owned_jobs(self) -> Iterable[str]: ...
 
 
 # The job name the job script gives every server's job (the batchspawner role writes both from one variable).
@@ -165,31 +157,20 @@ class HubServices(SingletonConfigurable):
             self.command_output_limit,
             self.command_concurrency,
         )
-        self._owners: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._in_flight: set[str] = set()  # jobs sbatch answered whose start has not taken them yet
+        self.reconciler = Reconciler(self)
         self._background: set[asyncio.Future[Any]] = set()  # cancellations of unowned jobs, kept until done
         self._accounts: dict[str, tuple[float, list[str] | None]] = {}
-        self._reconciler: asyncio.Future[None] | None = None
-        self._database: Any = None  # the hub's database session (SQLAlchemy), given by the first spawner
 
     # -- life ------------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the reconciler, once (no event loop, no ledger or interval 0: nothing to start)."""
-        if not (self.job_ledger_file and self.reconcile_interval > 0):
-            return
-        if self._reconciler is not None and not self._reconciler.done():
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._reconciler = asyncio.ensure_future(self._reconcile_forever())
+        if self.job_ledger_file and self.reconcile_interval > 0:
+            self.reconciler.start(self.reconcile_interval)
 
     def stop(self) -> None:
-        for task in [self._reconciler, *self._background]:
-            if task is not None and not task.done():
-                task.cancel()
-        self._reconciler = None
+        self.reconciler.stop()
+        for task in self._background:
+            task.cancel()
 
     @classmethod
     def reset(cls) -> None:
@@ -201,9 +182,7 @@ class HubServices(SingletonConfigurable):
     def attach(self, owner: JobOwner, database: Any = None) -> None:
         """A live spawner: the reconciler spares the job it owns. ``database``: the hub's session, for the servers
         whose spawners are not loaded yet."""
-        self._owners.add(owner)
-        if database is not None:
-            self._database = database
+        self.reconciler.attach(owner, database)
 
     # -- commands --------------------------------------------------------------------------------------------
     async def run(
@@ -253,7 +232,14 @@ class HubServices(SingletonConfigurable):
 
     def taken(self, job_id: str) -> None:
         """The start that asked for ``job_id`` owns it now (its spawner's record names it)."""
-        self._in_flight.discard(job_id)
+        self.reconciler.in_flight.discard(job_id)
+
+    async def reconcile(self) -> list[str]:
+        """One round of the reconciler now (reconciler.py); the ids it cancelled."""
+        return await self.reconciler.reconcile()
+
+    def owned(self) -> set[str]:
+        return self.reconciler.owned()
 
     async def _submit(self, user: str, cmd: str, script: str, env: dict[str, str]) -> str:
         try:
@@ -267,7 +253,7 @@ class HubServices(SingletonConfigurable):
         if not JOB_ID.fullmatch(job_id):
             self.log.error("Not a job id in sbatch's answer: %r", out[-300:])
             return ""
-        self._in_flight.add(job_id)
+        self.reconciler.in_flight.add(job_id)
         self.ledger.add(job_id, user)
         return job_id
 
@@ -276,7 +262,7 @@ class HubServices(SingletonConfigurable):
         if submission.cancelled() or submission.exception() is not None or not submission.result():
             return  # no job, or an unanswered sbatch the reconciler looks for (the ledger's lost users)
         job_id = submission.result()
-        self._in_flight.discard(job_id)
+        self.reconciler.in_flight.discard(job_id)
         self.log.warning("The start of %s was stopped while sbatch ran: cancelling its job %s", user, job_id)
         cancel = asyncio.ensure_future(self.cancel_recorded(job_id, user))
         self._background.add(cancel)
@@ -338,51 +324,3 @@ class HubServices(SingletonConfigurable):
                 self.log.warning("Cannot list Slurm accounts of %s (%s): %s", user, cmd, problem)
         self._accounts[user] = (time.monotonic(), accounts)
         return accounts
-
-    # -- the reconciler ----------------------------------------------------------------------------------------
-    async def _reconcile_forever(self) -> None:
-        while True:
-            # The first round waits one interval: after a hub restart, the servers' spawners are loaded first.
-            await asyncio.sleep(self.reconcile_interval)
-            try:
-                await self.reconcile()
-            except Exception:  # the loop must outlive any one round's failure
-                self.log.exception("Job reconciler round failed")
-
-    def owned(self) -> set[str]:
-        """The jobs some server owns: live spawners', starts in flight, and the servers in the hub's database."""
-        owned = {job for owner in list(self._owners) for job in owner.owned_jobs() if job}
-        return owned | self._in_flight | self._jobs_in_database()
-
-    async def reconcile(self) -> list[str]:
-        """Cancel, as its user, every recorded job no server owns; forget the ones Slurm says are ended. Returns
-        the ids cancelled."""
-        owned = self.owned()
-        cancelled = []
-        for job_id, user in sorted(self.ledger.jobs().items()):
-            if job_id not in owned and await self.cancel_recorded(job_id, user):
-                cancelled.append(job_id)
-        for user in self.ledger.lost():
-            cancelled += await self._cancel_lost(user, owned)
-        return cancelled
-
-    async def _cancel_lost(self, user: str, owned: set[str]) -> list[str]:
-        """Jobs an unanswered sbatch may have submitted: the user's jobs with the hub's job name no server owns."""
-        result = await self.run(self.lost_jobs_cmd.format(username=shlex.quote(user)))
-        if result.returncode != 0:
-            return []  # no answer yet
-        cancelled = []
-        for job_id in result.stdout.decode(errors="replace").split():
-            if JOB_ID.fullmatch(job_id) and job_id not in owned:
-                self.ledger.add(job_id, user)  # cancelled from the ledger, this round or the next
-                cancelled += [job_id] if await self.cancel_recorded(job_id, user) else []
-        self.ledger.remove_lost(user)
-        return cancelled
-
-    def _jobs_in_database(self) -> set[str]:
-        """Job ids in the hub's saved spawner states: servers the hub still counts as its own, even those whose
-        spawner is not loaded yet (just after a hub restart)."""
-        if self._database is None:
-            return set()
-        rows = self._database.query(orm.Spawner.state).all()
-        return {JobState.from_state(state).id for (state,) in rows if isinstance(state, dict)} - {""}

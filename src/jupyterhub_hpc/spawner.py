@@ -4,7 +4,7 @@ poll and stop of its own that keep one record of the job.
 ``HPCSlurmSpawner`` keeps one user's server; what the whole hub shares (commands, the job board, the ledger and its
 reconciler, the accounts cache) is ``services.HubServices``, one per hub. The server's job is one ``JobState``
 record (id, Slurm's state and node, the pending reason, how the previous server ended): the only thing the spawner
-saves, read by others through ``owned_jobs`` and ``slurm_job``.
+saves, read by others through ``owned_jobs``.
 
 ``start()`` owns the whole start, from the submission to the port: one loop over the job board (one ``squeue`` per
 interval for all the hub's jobs; a job the board does not list is confirmed gone by the user's own query), typed
@@ -23,18 +23,19 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from batchspawner import SlurmSpawner
 from batchspawner.batchspawner import BatchSpawnerBase, format_template
 from sqlalchemy.orm import object_session
 from traitlets import Float, Integer, Unicode
 
-from jupyterhub_hpc import hosts, i18n, logout, pending, port_api
+from jupyterhub_hpc import hosts, i18n, job_query, logout, pending, port_api
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.job_output import OutputTail
+from jupyterhub_hpc.job_query import Seen
 from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.liveness import Liveness
 from jupyterhub_hpc.options import LinkedSpawn, ServerOptions, form_options, shown_again
@@ -56,11 +57,6 @@ logout.install()
 # The job's environment variable that names JupyterLab's locale (the users' server configuration reads it).
 LAB_LOCALE_ENV = "JUPYTERHUB_HPC_LAB_LOCALE"
 
-# The start's progress messages, translated as they are sent (progress below).
-PENDING_MESSAGE = N_("Pending in queue...")
-RUNNING_MESSAGE = N_("Cluster job running... waiting to connect")
-UNKNOWN_MESSAGE = N_("Unknown status...")
-
 # The job-output tail of this very package (a script run as the user, isolated: see job_tail.py).
 JOB_TAIL = Path(__file__).with_name("job_tail.py")
 
@@ -72,9 +68,6 @@ DEFAULT_TIMEOUT_HELP = N_(
     "{cluster}, this one waits with the regular batch jobs: stop that one first if you can. There may also be no "
     "free resources right now: try again later."
 )
-
-#: What one look at the job found.
-Seen = Literal["running", "pending", "gone", "unknown"]
 
 
 class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
@@ -153,12 +146,8 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         return self.job.line
 
     def owned_jobs(self) -> tuple[str, ...]:
-        """The job this server owns (starting or running): the reconciler spares it."""
+        """The job this server owns (starting or running): the reconciler spares it, Log Out reports it."""
         return (self.job.id,) if self.job.id else ()
-
-    def slurm_job(self) -> str:
-        """The Slurm job of this server, running or still starting ("" if none): what Log Out reports."""
-        return self.job.id
 
     def get_state(self) -> dict[str, Any]:
         state: dict[str, Any] = super(BatchSpawnerBase, self).get_state()
@@ -175,44 +164,11 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
 
     # -- what Slurm says of the job ---------------------------------------------------------------------------
     async def look(self) -> Seen:
-        """The job's state from the shared job board; a job the board does not list (or lists under a state that
-        says nothing yet) is asked about with the user's own query. Only Slurm saying the job is gone counts as
-        gone: a query without an answer (slurmctld restarting, a timeout) keeps the job."""
-        job_id = self.job.id
-        if not job_id:
-            return "gone"
-        line = await self.services.board_line(job_id)
-        if line is None and self.services.job_board_cmd:
-            self.log.warning("Slurm gave no answer about job %s, keeping it", job_id)
-            return "unknown"
-        if line:
-            self.job = self.job.seen(line)
-            if self.job.running or self.job.pending:
-                return "running" if self.job.running else "pending"
-            if self.job.ended:  # listed under the state it ended in (MinJobAge): gone, Slurm's last word kept
-                self.services.gone(job_id)
-                return "gone"
-        return await self._ask_as_user(job_id)
-
-    async def _ask_as_user(self, job_id: str) -> Seen:
-        query = format_template(self.batch_query_cmd, **self.get_req_subvars(), job_id=job_id)
-        try:
-            text = await self.services.output(self.services.as_user(self.user.name, query))
-        except SlurmRefused as refused:
-            text = refused.stderr
-        except CommandNoAnswer:
-            self.log.warning("Slurm gave no answer about job %s, keeping it", job_id)
-            return "unknown"
-        seen = self.job.seen(text)
-        if seen.running or seen.pending:
-            self.job = seen
-            return "running" if seen.running else "pending"
-        if text.strip() and not (seen.ended or "Invalid job id specified" in text):
-            self.log.warning("Slurm gave no answer about job %s, keeping it: %s", job_id, text.strip()[-300:])
-            return "unknown"
-        self.job = seen
-        self.services.gone(job_id)  # Slurm says it is gone
-        return "gone"
+        """What Slurm says of the job now (job_query.look: the shared board, then the user's own query); the
+        record takes Slurm's last word."""
+        query = format_template(self.batch_query_cmd, **self.get_req_subvars(), job_id=self.job.id)
+        seen, self.job = await job_query.look(self.services, self.job, self.services.as_user(self.user.name, query))
+        return seen
 
     # -- start -------------------------------------------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
@@ -229,7 +185,7 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         started = False
         try:
             host = await self._until_running(job_id, began)
-            port = await self._until_port(job_id)
+            port = await self._until_port()
             self.ip = host
             await self.wait_for_port(host, port)
             await self.liveness.resolve(host, port, self.user.name)
@@ -287,29 +243,29 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
                 raise await self.pending_too_long(job_id, time.monotonic() - began)
             await asyncio.sleep(self.startup_poll_interval)
 
-    async def _until_port(self, job_id: str) -> int:
+    async def _until_port(self) -> int:
         """The port the job's server reports (port_api); the start fails if the job ends meanwhile."""
         next_watch = time.monotonic() + self.job_watch_interval
         while not self.port:
             await asyncio.sleep(self.startup_poll_interval)
-            if time.monotonic() >= next_watch:
-                next_watch = time.monotonic() + self.job_watch_interval
-                if await self.look() == "gone":
-                    raise await self.output_tail.failure(self.services, self.user.name, job_id)
+            next_watch = await self._watch(next_watch)
         return int(self.port)
+
+    async def _watch(self, due: float) -> float:
+        """Once ``due``, check the starting job is still there (fail the start, with why, if not); the next time."""
+        if time.monotonic() < due:
+            return due
+        if await self.look() == "gone":
+            raise await self.output_tail.failure(self.services, self.user.name, self.job.id)
+        return time.monotonic() + self.job_watch_interval
 
     async def wait_for_port(self, ip: str, port: int) -> bool:
         """Wait until the server accepts connections, at most http_timeout; JupyterHub's own check follows and
         reports a server that never answers, so this only returns sooner. Fails the start if the job ends."""
-        if self.port_poll_interval <= 0:
-            return False
         deadline = time.monotonic() + self.http_timeout
         next_watch = time.monotonic() + self.job_watch_interval
-        while time.monotonic() < deadline:
-            if time.monotonic() >= next_watch:  # a server that dies after reporting its port: fail now, with why
-                next_watch = time.monotonic() + self.job_watch_interval
-                if await self.look() == "gone":
-                    raise await self.output_tail.failure(self.services, self.user.name, self.job.id)
+        while self.port_poll_interval > 0 and time.monotonic() < deadline:
+            next_watch = await self._watch(next_watch)  # a server that dies after reporting its port: fail now
             try:
                 _reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=5)
             except (TimeoutError, OSError):
@@ -409,14 +365,6 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         env["SLURM_UMASK"] = "0077"
         return env
 
-    async def progress(self) -> Any:
-        """Where the start is, in the language of the page that shows it."""
-        while True:
-            if self.job.pending:
-                yield {"message": _(PENDING_MESSAGE)}
-            elif self.job.running:
-                yield {"message": _(RUNNING_MESSAGE)}
-                return
-            else:
-                yield {"message": _(UNKNOWN_MESSAGE)}
-            await asyncio.sleep(1)
+    def progress(self) -> Any:
+        """Where the start is, in the language of the page that shows it (job_query.progress)."""
+        return job_query.progress(lambda: self.job)
