@@ -537,3 +537,35 @@ def test_a_resolver_that_never_answers_is_bounded(tmp_path: Path, monkeypatch: p
     assert asyncio.run(resolve()) is False
     assert time.monotonic() - began < 5
     assert s.liveness.address == ("", "")
+
+
+def test_the_hubs_services_start_with_the_hub_and_spare_the_servers_it_saved(tmp_path: Path) -> None:
+    """The hub loads the spawner's module while it loads its configuration: its services (the reconciler) start
+    then, from the hub's configuration, before any spawner exists. Until a spawner gives its database session, the
+    reconciler reads the hub's own: a server saved by this version or an earlier one owns its job."""
+    from jupyterhub.app import JupyterHub
+
+    from jupyterhub_hpc.services import start_with_hub
+
+    config = Config()
+    config.HubServices.job_ledger_file = str(tmp_path / "jobs.json")
+    db = orm.new_session_factory("sqlite://")()
+    for name, state in (("alice", JobState("7", "RUNNING", "node1").to_state()), ("bob", {"job_id": "8"})):
+        user = orm.User(name=name)
+        db.add(user)
+        db.add(orm.Spawner(user=user, name="", state=state))
+    db.commit()
+    app = JupyterHub.instance(config=config)
+    app.db = db
+    try:
+
+        async def hub_start() -> tuple[str, bool, set[str]]:
+            start_with_hub()
+            await asyncio.sleep(0)  # the hub goes on with its start
+            services = HubServices.instance()
+            task = services.reconciler._task
+            return services.job_ledger_file, task is not None and not task.done(), services.owned()
+
+        assert asyncio.run(hub_start()) == (str(tmp_path / "jobs.json"), True, {"7", "8"})
+    finally:
+        JupyterHub.clear_instance()

@@ -108,7 +108,15 @@ class Reconciler:
     def _jobs_in_database(self) -> set[str]:
         """Job ids in the hub's saved spawner states: servers the hub still counts as its own, even those whose
         spawner is not loaded yet (just after a hub restart)."""
-        if self._database is None:
+        session = self._database if self._database is not None else _hub_database()
+        if session is None:
             return set()
-        rows = self._database.query(orm.Spawner.state).all()
+        rows = session.query(orm.Spawner.state).all()
         return {JobState.from_state(state).id for (state,) in rows if isinstance(state, dict)} - {""}
+
+
+def _hub_database() -> Any:
+    """The hub's own database session, before any spawner gave one (the hub's first rounds after its start)."""
+    from jupyterhub.app import JupyterHub
+
+    return getattr(JupyterHub.instance(), "db", None) if JupyterHub.initialized() else None

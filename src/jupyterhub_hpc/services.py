@@ -11,8 +11,9 @@ A spawner keeps one user's server. What the whole hub shares lives here, in one 
   server owns and forgets those Slurm says are gone;
 * each user's Slurm accounts, cached.
 
-``HubServices.instance(config=...)`` creates it; ``start()`` starts the reconciler (once, however many spawners ask)
-and ``stop()`` ends it; ``reset()`` drops the instance (tests). Spawners ``attach`` themselves: the reconciler asks
+``HubServices.instance(config=...)`` creates it; ``start()`` starts the reconciler (once, however many ask: the hub
+as it loads the spawner's module, ``start_with_hub``, and each spawner) and ``stop()`` ends it; ``reset()`` drops
+the instance (tests). Spawners ``attach`` themselves: the reconciler asks
 each live one which job it owns (``HPCSlurmSpawner.owned_jobs``), and reads the servers the hub's database still
 counts as running (those whose spawner is not loaded yet after a restart).
 """
@@ -324,3 +325,22 @@ class HubServices(SingletonConfigurable):
                 self.log.warning("Cannot list Slurm accounts of %s (%s): %s", user, cmd, problem)
         self._accounts[user] = (time.monotonic(), accounts)
         return accounts
+
+
+def start_with_hub() -> None:
+    """Start the hub's services with the hub (the spawner's module calls this when the hub loads it, while the hub
+    loads its configuration): the reconciler runs even while no server does. Outside a hub (no running event loop,
+    or no JupyterHub application): nothing; the first spawner starts them then."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    loop.call_soon(_start_for_hub)
+
+
+def _start_for_hub() -> None:
+    from jupyterhub.app import JupyterHub
+
+    if JupyterHub.initialized():
+        app = JupyterHub.instance()
+        HubServices.instance(config=app.config, log=app.log).start()

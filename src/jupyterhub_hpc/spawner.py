@@ -39,7 +39,7 @@ from jupyterhub_hpc.job_query import Seen
 from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.liveness import Liveness
 from jupyterhub_hpc.options import LinkedSpawn, ServerOptions, form_options, shown_again
-from jupyterhub_hpc.services import CommandNoAnswer, HubServices, SlurmRefused
+from jupyterhub_hpc.services import CommandNoAnswer, HubServices, SlurmRefused, start_with_hub
 
 __all__ = ["HPCSlurmSpawner", "LinkedSpawn", "form_options", "shown_again"]
 
@@ -53,6 +53,8 @@ hosts.install()
 pending.install()
 # Log Out ends the user's Slurm jobs and says so, whatever the authenticator (logout.py).
 logout.install()
+# The hub's services (the reconciler) start with the hub, not with its first spawner (services.py).
+start_with_hub()
 
 # The job's environment variable that names JupyterLab's locale (the users' server configuration reads it).
 LAB_LOCALE_ENV = "JUPYTERHUB_HPC_LAB_LOCALE"
