@@ -18,11 +18,13 @@ from ansible.errors import AnsibleFilterError
 
 _rules: ModuleType | None
 _apps: ModuleType | None
+_names: ModuleType | None
 try:
     from jupyterhub_hpc import apps as _apps
+    from jupyterhub_hpc import names as _names
     from jupyterhub_hpc import resources as _rules
 except ImportError as err:  # told by the filter when a play uses it, not as Ansible's "no filter named ..."
-    _rules, _apps, _MISSING = None, None, str(err)
+    _rules, _apps, _names, _MISSING = None, None, None, str(err)
 
 
 def _validate_cluster(cluster: Any, path: str = "hpc_cluster") -> dict[str, Any]:
@@ -52,6 +54,19 @@ def _server_proxy_apps(apps: Any, path: str = "jupyter_env_apps") -> dict[str, A
     return dict(_apps.server_proxy_servers(apps, path))
 
 
+def _username_pattern(pattern: Any, path: str = "jupyterhub_username_pattern") -> str:
+    """The site's user-name pattern, checked (jupyterhub_hpc.names.check_username_pattern)."""
+    assert _names is not None
+    return str(_names.check_username_pattern(pattern, path))
+
+
+def _refused_usernames(names: Any, pattern: Any = None) -> list[str]:
+    """The names of a list that the user-name rule refuses by ``pattern``, or by the rule's floor alone when there is
+    none (jupyterhub_hpc.names.refused_usernames)."""
+    assert _names is not None
+    return list(_names.refused_usernames(names, None if pattern is None else _username_pattern(pattern)))
+
+
 # Filter name -> the rule: a function of jupyterhub_hpc.resources by name, or its adapter above. The names are a
 # stable interface (filter_plugins/README.md).
 FILTERS: dict[str, str | Callable[..., Any]] = {
@@ -63,21 +78,24 @@ FILTERS: dict[str, str | Callable[..., Any]] = {
     "hpc_fitting_node_types": _fitting_node_types,
     "hpc_gpu_choices": _gpu_choices,
     "hpc_server_proxy_apps": _server_proxy_apps,
+    "hpc_username_pattern": _username_pattern,
+    "hpc_refused_usernames": _refused_usernames,
 }
 
 
 def _ansible(rule: str | Callable[..., Any]) -> Callable[..., Any]:
-    """The rule, raising ``AnsibleFilterError`` with the same message instead of ``ResourceError``."""
+    """The rule, raising ``AnsibleFilterError`` with the same message instead of ``ResourceError`` (or the user-name
+    rule's ``UsernamePatternError``)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if _rules is None:
+        if _rules is None or _names is None:
             raise AnsibleFilterError(
                 f"the project's Python package jupyterhub_hpc is not importable by the Python that runs Ansible "
                 f"({_MISSING}): run scripts/bootstrap.sh, or pip install --no-deps the project into that Python"
             )
         try:
             return (getattr(_rules, rule) if isinstance(rule, str) else rule)(*args, **kwargs)
-        except _rules.ResourceError as err:
+        except (_rules.ResourceError, _names.UsernamePatternError) as err:
             raise AnsibleFilterError(str(err)) from err
 
     function = rule if not isinstance(rule, str) else getattr(_rules, rule) if _rules is not None else None

@@ -17,6 +17,7 @@ from test_hpc_resources import filter_plugin
 from test_model import inventory_cluster
 
 from jupyterhub_hpc.model import Cluster
+from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN
 from jupyterhub_hpc.resources import validate_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,12 +112,20 @@ def test_an_inventory_needs_no_link_into_the_product(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:]
 
 
+def render_spawner_config(
+    tmp_path: Path, cluster: str = "demo", extra: dict[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The inventory's spawner configuration and sudo rule rendered into tmp_path by the role's own task files
+    (tests/playbooks/render_spawner_config.yml), with ``extra`` as extra variables."""
+    (tmp_path / "jupyterhub_config.d").mkdir()
+    variables = json.dumps({"render_dir": str(tmp_path), **(extra or {})})
+    playbook = "tests/playbooks/render_spawner_config.yml"
+    return ansible_playbook("-i", f"inventories/{cluster}", playbook, "-e", variables)
+
+
 @pytest.mark.parametrize("cluster", CLUSTERS)
 def test_rendered_spawner_configuration_matches_golden_file(tmp_path: Path, cluster: str) -> None:
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
-    )
+    run = render_spawner_config(tmp_path, cluster)
     assert run.returncode == 0, run.stdout[-3000:]
     rendered = (tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text()
     golden = GOLDEN / f"{cluster}.batchspawner.json"
@@ -222,10 +231,7 @@ def test_the_sudo_rule_matcher_is_sudos() -> None:
 def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: Path, cluster: str) -> None:
     """One source: the rule is rendered from the spawner's configuration, character for character; the job id, the
     one argument that varies, is spelled out as digit classes (sudo's `*` would admit any further arguments)."""
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i", f"inventories/{cluster}", "tests/playbooks/render_spawner_config.yml", "-e", f"render_dir={tmp_path}"
-    )
+    run = render_spawner_config(tmp_path, cluster)
     assert run.returncode == 0, run.stdout[-3000:]
     config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
     rules = sudo_rules((tmp_path / "sudoers").read_text())
@@ -284,14 +290,7 @@ def test_the_sudo_rule_allows_exactly_what_the_spawner_runs_as_a_user(tmp_path: 
 
 @pytest.mark.parametrize("job_output", ["jupyterhub slurm-%j.log", "../.jupyterhub-slurm-%j.log", "slurm-%x-%j.log"])
 def test_a_job_output_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, job_output: str) -> None:
-    (tmp_path / "jupyterhub_config.d").mkdir()
-    run = ansible_playbook(
-        "-i",
-        "inventories/demo",
-        "tests/playbooks/render_spawner_config.yml",
-        "-e",
-        json.dumps({"render_dir": str(tmp_path), "batchspawner_job_output": job_output}),
-    )
+    run = render_spawner_config(tmp_path, extra={"batchspawner_job_output": job_output})
     assert run.returncode != 0
     assert f"batchspawner_job_output: {json.dumps(job_output)} cannot be named in the sudo rule" in run.stdout
     assert not (tmp_path / "sudoers").exists()
@@ -332,3 +331,47 @@ def test_preflight_wants_users_host_names_or_an_accepted_single_origin(extra: di
     if refused:
         assert f"jupyterhub_subdomain_host: {json.dumps(extra['jupyterhub_subdomain_host'])} must be" in run.stdout
         assert "jupyterhub_allow_single_origin: true" in run.stdout
+
+
+def test_the_sudo_rule_names_users_as_sites_have_them(tmp_path: Path) -> None:
+    """The hub acts as Alice.Smith and alice@example.org (words sudoers reads as user names, as the Molecule scenario
+    proves with visudo and sudo itself); the spawner's job ledger gets the site's pattern."""
+    run = render_spawner_config(tmp_path, extra={"batchspawner_sudo_runas_users": ["Alice.Smith", "alice@example.org"]})
+    assert run.returncode == 0, run.stdout[-3000:]
+    sudoers = (tmp_path / "sudoers").read_text()
+    assert "Runas_Alias JUPYTERHUB_SPAWN_USERS = %hpcusers, Alice.Smith, alice@example.org, !#0\n" in sudoers
+    config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
+    assert config["HPCSlurmSpawner"]["username_pattern"] == DEFAULT_USERNAME_PATTERN
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"batchspawner_sudo_runas_users": ["alice", "bob smith"]}, '["bob smith"]'),
+        ({"batchspawner_sudo_runas_users": ["ALL"], "jupyterhub_username_pattern": "[a-z]+"}, '["ALL"]'),
+        ({"batchspawner_sudo_blocked_users": ["root", "x,ALL"]}, '["x,ALL"]'),
+    ],
+)
+def test_a_user_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, extra: dict[str, object], refused: str) -> None:
+    run = render_spawner_config(tmp_path, extra=extra)
+    assert run.returncode != 0
+    assert f"batchspawner_sudo_runas_users, batchspawner_sudo_blocked_users: {refused} cannot be named" in run.stdout
+    assert not (tmp_path / "sudoers").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"jupyterhub_username_pattern": "[a-z ]+"}, "jupyterhub_username_pattern: '[a-z ]+' accepts the user name"),
+        ({"jupyterhub_username_pattern": "(["}, "jupyterhub_username_pattern: '([' is not a regular expression"),
+        ({"jupyterhub_pam_username_pattern": "[a-z]+"}, "jupyterhub_pam_username_pattern is gone"),
+        (
+            {"jupyterhub_username_pattern": "[a-z]+", "jupyterhub_allowed_users": ["alice", "Alice.Smith"]},
+            'jupyterhub_allowed_users, jupyterhub_admin_users: ["Alice.Smith"] do not match',
+        ),
+    ],
+)
+def test_preflight_refuses_a_user_name_rule_the_hub_cannot_keep(extra: dict[str, object], message: str) -> None:
+    run = ansible_playbook("-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps(extra))
+    assert run.returncode != 0
+    assert message in " ".join(run.stdout.split()), run.stdout[-2000:]
