@@ -22,6 +22,7 @@ _MISSING: str | None = None
 try:
     from jupyterhub_hpc import apps as _apps
     from jupyterhub_hpc import cluster_rules as _cluster
+    from jupyterhub_hpc import names as _names
     from jupyterhub_hpc import request_rules as _request
     from jupyterhub_hpc import units as _units
 except ImportError as err:  # told by the filter when a play uses it, not as Ansible's "no filter named ..."
@@ -52,6 +53,17 @@ def _server_proxy_apps(apps: Any, path: str = "jupyter_env_apps") -> dict[str, A
     return dict(_apps.server_proxy_servers(apps, path))
 
 
+def _username_pattern(pattern: Any, path: str = "jupyterhub_username_pattern") -> str:
+    """The site's user-name pattern, checked (jupyterhub_hpc.names.check_username_pattern)."""
+    return str(_names.check_username_pattern(pattern, path))
+
+
+def _refused_usernames(names: Any, pattern: Any = None) -> list[str]:
+    """The names of a list that the user-name rule refuses by ``pattern``, or by the rule's floor alone when there is
+    none (jupyterhub_hpc.names.refused_usernames)."""
+    return list(_names.refused_usernames(names, None if pattern is None else _username_pattern(pattern)))
+
+
 # Filter name -> the rule: "<module>.<function>" of the package by name, or its adapter above. The names are a
 # stable interface (filter_plugins/README.md).
 FILTERS: dict[str, str | Callable[..., Any]] = {
@@ -63,6 +75,8 @@ FILTERS: dict[str, str | Callable[..., Any]] = {
     "hpc_fitting_node_types": _fitting_node_types,
     "hpc_gpu_choices": _gpu_choices,
     "hpc_server_proxy_apps": _server_proxy_apps,
+    "hpc_username_pattern": _username_pattern,
+    "hpc_refused_usernames": _refused_usernames,
 }
 
 
@@ -76,7 +90,8 @@ def _function(rule: str | Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _ansible(rule: str | Callable[..., Any]) -> Callable[..., Any]:
-    """The rule, raising ``AnsibleFilterError`` with the same message instead of ``ResourceError``."""
+    """The rule, raising ``AnsibleFilterError`` with the same message instead of ``ResourceError`` (or the user-name
+    rule's ``UsernamePatternError``)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if _MISSING is not None:
@@ -86,7 +101,7 @@ def _ansible(rule: str | Callable[..., Any]) -> Callable[..., Any]:
             )
         try:
             return _function(rule)(*args, **kwargs)
-        except _units.ResourceError as err:
+        except (_units.ResourceError, _names.UsernamePatternError) as err:
             raise AnsibleFilterError(str(err)) from err
 
     wrapper.__name__ = rule.rsplit(".", 1)[-1] if isinstance(rule, str) else rule.__name__.lstrip("_")

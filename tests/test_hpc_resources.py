@@ -401,12 +401,19 @@ def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
         "hpc_fitting_node_types",
         "hpc_gpu_choices",
         "hpc_memory_mb",
+        "hpc_refused_usernames",
         "hpc_server_proxy_apps",
         "hpc_slurm_time",
+        "hpc_username_pattern",
         "hpc_validate_cluster",
         "hpc_validate_request",
         "hpc_walltime_minutes",
     ]
+    with pytest.raises(AnsibleFilterError) as err:
+        filters["hpc_username_pattern"]("[a-z ]+")
+    assert err.value.message.startswith("jupyterhub_username_pattern: '[a-z ]+' accepts the user name 'alice bob'")
+    assert filters["hpc_refused_usernames"](["Alice.Smith", "x y"], "[A-Za-z][A-Za-z.]*") == ["x y"]
+    assert filters["hpc_refused_usernames"](["jupyterhub", "!x"]) == ["!x"]  # the floor alone
 
 
 def test_the_filters_are_the_packages_rules() -> None:

@@ -19,6 +19,7 @@ from traitlets.config import Config
 
 from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.model import Cluster
+from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN
 from jupyterhub_hpc.services import HubServices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -353,3 +354,52 @@ def test_preflight_wants_users_host_names_or_an_accepted_single_origin(extra: di
     if refused:
         assert f"jupyterhub_subdomain_host: {json.dumps(extra['jupyterhub_subdomain_host'])} must be" in run.stdout
         assert "jupyterhub_allow_single_origin: true" in run.stdout
+
+
+def test_the_sudo_rule_names_users_as_sites_have_them(tmp_path: Path) -> None:
+    """The hub acts as Alice.Smith and alice@example.org (words sudoers reads as user names, as the Molecule scenario
+    proves with visudo and sudo itself); the hub's job ledger gets the site's pattern."""
+    run = render(tmp_path, **{"batchspawner_sudo_runas_users": ["Alice.Smith", "alice@example.org"]})
+    assert run.returncode == 0, run.stdout[-3000:]
+    sudoers = (tmp_path / "sudoers").read_text()
+    assert "Runas_Alias JUPYTERHUB_SPAWN_USERS = %hpcusers, Alice.Smith, alice@example.org, !#0\n" in sudoers
+    config = json.loads((tmp_path / "jupyterhub_config.d" / "50-batchspawner.json").read_text())
+    assert config["HubServices"]["username_pattern"] == DEFAULT_USERNAME_PATTERN
+    # ... which the hub's ledger records jobs by.
+    ledger = HubServices(config=Config(config), job_ledger_file="").ledger
+    ledger.add("7", "Alice.Smith")
+    ledger.add("8", "alice@example.org")
+    assert ledger.jobs() == {"7": "Alice.Smith", "8": "alice@example.org"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"batchspawner_sudo_runas_users": ["alice", "bob smith"]}, '["bob smith"]'),
+        ({"batchspawner_sudo_runas_users": ["ALL"], "jupyterhub_username_pattern": "[a-z]+"}, '["ALL"]'),
+        ({"batchspawner_sudo_blocked_users": ["root", "x,ALL"]}, '["x,ALL"]'),
+    ],
+)
+def test_a_user_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, extra: dict[str, object], refused: str) -> None:
+    run = render(tmp_path, **extra)
+    assert run.returncode != 0
+    assert f"batchspawner_sudo_runas_users, batchspawner_sudo_blocked_users: {refused} cannot be named" in run.stdout
+    assert not (tmp_path / "sudoers").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"jupyterhub_username_pattern": "[a-z ]+"}, "jupyterhub_username_pattern: '[a-z ]+' accepts the user name"),
+        ({"jupyterhub_username_pattern": "(["}, "jupyterhub_username_pattern: '([' is not a regular expression"),
+        ({"jupyterhub_pam_username_pattern": "[a-z]+"}, "jupyterhub_pam_username_pattern is gone"),
+        (
+            {"jupyterhub_username_pattern": "[a-z]+", "jupyterhub_allowed_users": ["alice", "Alice.Smith"]},
+            'jupyterhub_allowed_users, jupyterhub_admin_users: ["Alice.Smith"] do not match',
+        ),
+    ],
+)
+def test_preflight_refuses_a_user_name_rule_the_hub_cannot_keep(extra: dict[str, object], message: str) -> None:
+    run = ansible_playbook("-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps(extra))
+    assert run.returncode != 0
+    assert message in " ".join(run.stdout.split()), run.stdout[-2000:]

@@ -79,7 +79,17 @@ def authenticator(monkeypatch: pytest.MonkeyPatch, pam: FakePam | None = None, *
 
 # The demo's accounts as NSS would tell them: everyone's primary group is hubusers (the allowed group) but
 # mallory's and oscar's; bob is in it too, but blocked.
-ACCOUNTS = {"alice": 2000, "bob": 2000, "dave": 2000, "erin": 2000, "mallory": 2099, "oscar": 2099}
+ACCOUNTS = {
+    "alice": 2000,
+    "bob": 2000,
+    "dave": 2000,
+    "erin": 2000,
+    "mallory": 2099,
+    "oscar": 2099,
+    # Names as sites have them (capitals and a dot; SSSD's fully qualified name), in the allowed group.
+    "Alice.Smith": 2000,
+    "alice@example.org": 2000,
+}
 
 
 def hub_authenticator(
@@ -187,7 +197,7 @@ def test_every_failure_takes_the_same_time_whatever_failed(monkeypatch: pytest.M
         "not in the allowed group, right password": ("mallory", "pw", lambda r: r is None),
         "blocked, right password": ("bob", "pw", lambda r: r is None),
         "wrong password": ("alice", "nope", lambda r: r is None),
-        "unknown name (not a valid one)": ("No-Such-User", "pw", lambda r: r is None),
+        "unknown name (not a valid one)": ("No Such User", "pw", lambda r: r is None),
         "inactive, allowed": ("dave", "pw", lambda r: isinstance(r, web.HTTPError) and r.status_code == 403),
         "inactive, not allowed": ("oscar", "pw", lambda r: r is None),
         "error in PAM": ("erin", "pw", lambda r: isinstance(r, OSError)),
@@ -304,8 +314,12 @@ def test_the_form_fields_reach_pam_with_the_source_address(monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("user", "password", "otp"),
     [
-        ("Alice", "pw", ""),  # not the system's spelling
-        ("a" * 33, "pw", ""),
+        ("a" * 65, "pw", ""),
+        ("alice bob", "pw", ""),
+        ("-alice", "pw", ""),
+        ("alice;id", "pw", ""),
+        ("alice:x", "pw", ""),
+        ("12345", "pw", ""),  # a uid to Slurm and many tools
         ("alice\nFAKE", "pw", ""),
         ("../etc", "pw", ""),
         ("alice", "", ""),
@@ -324,10 +338,40 @@ def test_bad_input_never_reaches_pam(monkeypatch: pytest.MonkeyPatch, user: str,
     assert pam.calls == []
 
 
+@pytest.mark.parametrize("user", ["Alice.Smith", "alice@example.org"])
+def test_a_name_as_sites_have_it_logs_in_as_the_system_spells_it(monkeypatch: pytest.MonkeyPatch, user: str) -> None:
+    """JupyterHub's own normalization lowercases: Alice.Smith would be the hub user alice.smith, whom neither the
+    allowed group (NSS) nor sudo nor Slurm knows. The hub user is the account PAM said yes to, spelled as typed."""
+    pam = FakePam()
+    auth = hub_authenticator(monkeypatch, pam)
+    assert hub_login(auth, user)["name"] == user
+    assert [call[0] for call in pam.calls] == [user]
+    assert auth.normalize_username(user) == user
+
+
+def test_username_map_and_the_round_trip_through_the_passwd_database_still_apply(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = authenticator(monkeypatch, username_map={"ASmith": "Alice.Smith"})
+    assert auth.normalize_username("ASmith") == "Alice.Smith"
+    # pam_normalize_username: upstream's round trip (name -> uid -> name), e.g. SSSD answering for "ALICE" too.
+    monkeypatch.setattr("pwd.getpwnam", lambda name: SimpleNamespace(pw_uid=2006))
+    monkeypatch.setattr("pwd.getpwuid", lambda uid: SimpleNamespace(pw_name="Alice.Smith"))
+    assert authenticator(monkeypatch, pam_normalize_username=True).normalize_username("ALICE.SMITH") == "Alice.Smith"
+
+
+def test_the_sites_pattern_decides_before_pam(monkeypatch: pytest.MonkeyPatch) -> None:
+    pam = FakePam()
+    auth = authenticator(monkeypatch, pam, login_username_pattern="[a-z_][a-z0-9_-]{0,31}", failed_login_min_seconds=0)
+    assert login(auth, user="Alice.Smith") is None
+    assert login(auth, user="alice") == "alice"
+    assert [call[0] for call in pam.calls] == ["alice"]
+
+
 def test_longest_input_still_reaches_pam(monkeypatch: pytest.MonkeyPatch) -> None:
     pam = FakePam(password="x" * 1024)
     auth = authenticator(monkeypatch, pam)
-    assert login(auth, user="a" * 32, password="x" * 1024, otp="1" * 32) == "a" * 32
+    assert login(auth, user="a" * 64, password="x" * 1024, otp="1" * 32) == "a" * 64
 
 
 def test_failures_are_throttled_per_user_name(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -433,7 +477,7 @@ def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(
     lines = [r.getMessage() for r in caplog.records if "Failed login" in r.getMessage()]
     assert len(lines) == 2
     assert lines[0] == (
-        "Failed login for 'x\\n[W hub] in: root\\x1b[2J\\u2028yyyyyyyyy'...(123 chars) from 203.0.113.5: "
+        "Failed login for 'x\\n[W hub] in: root\\x1b[2J\\u2028" + "y" * 41 + "'...(123 chars) from 203.0.113.5: "
         "not a valid user name"
     )
     assert lines[1] == "Failed login for 'alice' from 198.51.100.7: Authentication failure"
@@ -444,7 +488,8 @@ def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(
 def test_loggable_escapes_and_truncates() -> None:
     assert loggable("alice") == "'alice'"
     assert loggable("a\r\nb") == "'a\\r\\nb'"
-    assert loggable("é" * 40) == "'" + "\\xe9" * 32 + "'...(40 chars)"
+    assert loggable("é" * 64) == "'" + "\\xe9" * 64 + "'"  # a name as long as the longest valid one: whole
+    assert loggable("é" * 70) == "'" + "\\xe9" * 64 + "'...(70 chars)"
 
 
 @pytest.mark.parametrize(
@@ -685,7 +730,7 @@ def test_real_pam_unknown_and_existing_users_fail_in_the_same_time(pam_service: 
         [
             lambda: login(auth, PW_USER, "wrong"),
             lambda: login(auth, "nosuchuser", "wrong"),
-            lambda: login(auth, "No-Such-User", "wrong"),
+            lambda: login(auth, "No Such User", "wrong"),
         ],
     )
     print(f"\nPAM alone, p50: existing {raw[0]:.4f} s, unknown {raw[1]:.4f} s")

@@ -14,6 +14,7 @@ Modules, by concern:
 * ``port_api``: the port callback of a starting server, which takes only the port;
 * ``commands``: commands run for users, bounded in time and bytes, with a clean environment;
 * ``ledger``: the jobs the hub submitted, until it sees them end;
+* ``names``: user names, the site's one rule for the login, the ledger and the sudo rule (standard library only);
 * ``job_tail``: a script, not imported: run as the user with the system Python isolated (``-I -S``), it prints
   the end of a job's output (standard library only).
 

@@ -22,7 +22,11 @@
 - PAM runs with its own conversation (built on pamela's ctypes primitives), which can answer a second factor:
   echo-off prompts get the password, then the form's one-time password (JupyterHub's ``request_otp`` field);
   echo-on prompts get the user name; PAM's info and error messages are collected. Input is bounded and the user
-  name checked against ``login_username_pattern`` before PAM is touched.
+  name checked against ``login_username_pattern`` (the site's one user-name rule, ``jupyterhub_hpc.names``) before
+  PAM is touched.
+- A user name is the account's as the system spells it: JupyterHub's default normalization lowercases it, which would
+  make ``Alice.Smith`` (who logged in with PAM) the hub user ``alice.smith``, an account that does not exist (or is
+  someone else's). Here only ``username_map`` applies (and upstream's ``pam_normalize_username`` when it is on).
 - Logging out is the spawner's side (``jupyterhub_hpc.logout``, installed by the spawner's module): it ends Slurm jobs
   whatever the authenticator.
 """
@@ -51,6 +55,7 @@ from traitlets import Float, Integer, List, Unicode
 from jupyterhub_hpc import i18n
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
+from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN, MAX_USERNAME_CHARS, username_ok
 
 # Linux-PAM's values (security/_pam_types.h); pamela names few of them (and untyped).
 PAM_SUCCESS = 0
@@ -60,8 +65,7 @@ PAM_FAIL_DELAY = 10  # pam_set_item: the application's own failure-delay functio
 PAM_DISALLOW_NULL_AUTHTOK = 0x0001  # an account with an empty password does not log in ("nullok" or not)
 PAM_MAX_NUM_MSG = 32
 
-# Input bounds, checked before PAM is touched.
-MAX_USERNAME_CHARS = 32
+# Input bounds, checked before PAM is touched (the user name's: jupyterhub_hpc.names.MAX_USERNAME_CHARS).
 MAX_PASSWORD_BYTES = 1024
 MAX_OTP_CHARS = 32
 # The conversation: prompts answered per login (password, one-time password, and a couple of echo-on prompts),
@@ -415,9 +419,10 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
     ).tag(config=True)
 
     login_username_pattern = Unicode(
-        r"[a-z_][a-z0-9_-]{0,31}",
-        help=f"What a user name must match entirely before PAM is asked (and at most {MAX_USERNAME_CHARS} "
-        "characters whatever it says).",
+        DEFAULT_USERNAME_PATTERN,
+        help=f"What a user name must match entirely before PAM is asked: the site's one user-name rule, the job "
+        f"ledger's too (jupyterhub_hpc.names). Whatever it says, a name has at most {MAX_USERNAME_CHARS} characters "
+        "of A-Z a-z 0-9 _ . @ -, the first a letter, digit or _.",
     ).tag(config=True)
 
     trusted_proxy_ips = List(
@@ -470,7 +475,15 @@ class HPCPAMAuthenticator(PAMAuthenticator):  # type: ignore[misc]
         return self._addresses
 
     def valid_username(self, username: str) -> bool:
-        return len(username) <= MAX_USERNAME_CHARS and re.fullmatch(self.login_username_pattern, username) is not None
+        return username_ok(username, self.login_username_pattern)
+
+    def normalize_username(self, username: str) -> str:
+        """The name as typed, through ``username_map``: no lowercasing (JupyterHub's default), since a system's
+        account names are case-sensitive (``Alice.Smith`` is not ``alice.smith``). With ``pam_normalize_username``
+        on, upstream's round trip through the passwd database (the system's own spelling)."""
+        if self.pam_normalize_username:
+            return str(super().normalize_username(username))
+        return str(self.username_map.get(username, username))
 
     def input_problem(self, username: str, password: str, otp: str) -> str:
         """Why the form's fields are not worth asking PAM about ("" if they are)."""

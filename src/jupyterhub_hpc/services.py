@@ -34,6 +34,7 @@ from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.ledger import JOB_ID, JobLedger
+from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN
 from jupyterhub_hpc.reconciler import JobOwner, Reconciler
 
 
@@ -126,6 +127,12 @@ class HubServices(SingletonConfigurable):
         "directory). Empty: no ledger, no reconciler.",
     ).tag(config=True)
 
+    username_pattern = Unicode(
+        DEFAULT_USERNAME_PATTERN,
+        help="The site's user names (the login's pattern too, jupyterhub_hpc.names): the ledger records jobs under "
+        "such names only, and the reconciler runs commands as them.",
+    ).tag(config=True)
+
     reconcile_interval = Float(
         60.0,
         help="Seconds between two rounds of the reconciler, which cancels the recorded jobs no server owns "
@@ -150,7 +157,7 @@ class HubServices(SingletonConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.ledger = JobLedger(self.job_ledger_file)
+        self.ledger = JobLedger(self.job_ledger_file, username_pattern=self.username_pattern)
         self.board = JobBoard(
             self.job_board_cmd,
             self.job_board_interval,

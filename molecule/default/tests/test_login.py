@@ -163,7 +163,7 @@ def test_a_name_that_keeps_failing_is_refused(base_url: str, pam_config: dict[st
 
 def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(hub: Host, base_url: str) -> None:
     tag = uuid.uuid4().hex[:8]
-    forged = "Logged in: root"  # the name stays under 32 characters: logged whole
+    forged = "Logged in: root"  # the name stays under 64 characters: logged whole
     resp, _ = post_login(base_url, f"evil{tag}\n{forged}", "guess")
     assert resp.status_code == 403
     journal = hub.check_output("journalctl --no-pager -o cat -u jupyterhub")
