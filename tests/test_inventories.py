@@ -359,7 +359,7 @@ def test_preflight_wants_users_host_names_or_an_accepted_single_origin(extra: di
 def test_the_sudo_rule_names_users_as_sites_have_them(tmp_path: Path) -> None:
     """The hub acts as Alice.Smith and alice@example.org (words sudoers reads as user names, as the Molecule scenario
     proves with visudo and sudo itself); the hub's job ledger gets the site's pattern."""
-    run = render(tmp_path, **{"batchspawner_sudo_runas_users": ["Alice.Smith", "alice@example.org"]})
+    run = render(tmp_path, batchspawner_sudo_runas_users=["Alice.Smith", "alice@example.org"])
     assert run.returncode == 0, run.stdout[-3000:]
     sudoers = (tmp_path / "sudoers").read_text()
     assert "Runas_Alias JUPYTERHUB_SPAWN_USERS = %hpcusers, Alice.Smith, alice@example.org, !#0\n" in sudoers
@@ -381,7 +381,7 @@ def test_the_sudo_rule_names_users_as_sites_have_them(tmp_path: Path) -> None:
     ],
 )
 def test_a_user_the_sudo_rule_cannot_name_is_refused(tmp_path: Path, extra: dict[str, object], refused: str) -> None:
-    run = render(tmp_path, **extra)
+    run = render(tmp_path, "demo", "render_spawner_config.yml", **extra)
     assert run.returncode != 0
     assert f"batchspawner_sudo_runas_users, batchspawner_sudo_blocked_users: {refused} cannot be named" in run.stdout
     assert not (tmp_path / "sudoers").exists()
