@@ -314,7 +314,9 @@ class FailureLog:
         times = self._table.get(key)
         if self.limit <= 0 or not times or len(times) < self.limit:
             return 0.0
-        return max(0.0, times[0] + self.window - now)  # the oldest of the last `limit` failures leaves the window
+        # The oldest of the last `limit` failures leaves the window; never more than the window (float rounding of
+        # times[0] + window - now can exceed it by an ulp).
+        return min(self.window, max(0.0, times[0] + self.window - now))
 
     def add(self, key: str, now: float) -> None:
         if self.limit <= 0:
