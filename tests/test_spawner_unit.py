@@ -569,3 +569,20 @@ def test_the_hubs_services_start_with_the_hub_and_spare_the_servers_it_saved(tmp
         assert asyncio.run(hub_start()) == (str(tmp_path / "jobs.json"), True, {"7", "8"})
     finally:
         JupyterHub.clear_instance()
+
+
+def test_the_job_is_told_where_its_server_binds(tmp_path: Path) -> None:
+    """The job's environment names the address its server binds to (JUPYTERHUB_SERVICE_URL, from the ip trait's
+    default as batchspawner gives it): an empty host there makes the server's start fail to resolve it."""
+    env_file, cancelled = tmp_path / "env", tmp_path / "cancelled"
+    s = pending_job_spawner(tmp_path, cancelled, pending_timeout=0.5)
+    s.batch_submit_cmd = fake(tmp_path, "sbatch-env", f"cat >/dev/null; env >{env_file}; echo 7")
+
+    async def start() -> Any:
+        await s.apply_options({"account": "def-alice"})
+        return await s.start()
+
+    with pytest.raises(RuntimeError, match="still waiting in the Slurm queue"):
+        asyncio.run(start())
+    urls = [line for line in env_file.read_text().splitlines() if line.startswith("JUPYTERHUB_SERVICE_URL=")]
+    assert urls == ["JUPYTERHUB_SERVICE_URL=http://0.0.0.0:0/"]  # SlurmSpawner.ip: every address of the node

@@ -179,7 +179,9 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         Cancel) cancels its job."""
         self.job = JobState()  # how the previous server ended was told on the form that asked for this start
         self.liveness.reset()
-        self.ip, self.port = "", 0
+        # The job's server is told to bind where the trait's default says (JUPYTERHUB_SERVICE_URL); its job script
+        # and batchspawner-singleuser decide the rest, and report the port.
+        self.ip, self.port = self.traits()["ip"].default_value, self.traits()["port"].default_value
         if self.server:
             self.server.port = 0
         began = time.monotonic()
