@@ -58,10 +58,6 @@ class JobState:
         reason = reason.strip()
         return replace(self, reason=reason if _REASON.fullmatch(reason) else "")
 
-    def ended_as(self, end: JobEnd | None) -> JobState:
-        """No job any more; ``end`` is how it ended (None: by itself, or by its user)."""
-        return JobState(end=end)
-
     @property
     def running(self) -> bool:
         return bool(self.id) and self.state in RUNNING_STATES
