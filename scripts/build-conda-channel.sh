@@ -19,10 +19,9 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 log() { printf '==> build-conda-channel: %s\n' "$*"; }
 
-# CPython 3.11.2 exactly as released: Debian's orig tarball of python3.11 (bookworm) is byte-identical to it.
+# CPython 3.11.2 exactly as released: Debian's orig tarball of python3.11 (bookworm), built by build-python.sh
+# (which pins its sha256).
 py_version=3.11.2
-py_orig_sha256=2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849
-py_configure=(--without-ensurepip --disable-test-modules)
 # The prefix CPython is built for, rewritten by conda at install time: long, so any real prefix fits (binary files
 # are rewritten in place, null-padded).
 placeholder=/opt/jupyterhub-hpc-conda-placeholder
@@ -40,16 +39,6 @@ if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/c
 fi
 rm -f "$out/.stamp"
 
-# Debian's packages that CPython's build needs (headers of the libraries its modules link).
-build_deps=(build-essential libssl-dev libffi-dev zlib1g-dev libsqlite3-dev libbz2-dev liblzma-dev libreadline-dev
-  uuid-dev libncurses-dev)
-missing=()
-for pkg in "${build_deps[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
 # The tools venv, again when its locks change.
 tools=$out/tools
 if ! cmp -s <(cat environments/conda/tools.lock.txt environments/conda/sources.txt) "$tools/.locks" 2>/dev/null; then
@@ -66,37 +55,11 @@ helper() { nice "$tools/bin/python" scripts/conda_channel.py "$@"; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # CPython, cached by what makes it: the tarball, the flags, the placeholder.
-py_key=$(printf '%s\n' "$py_orig_sha256" "${py_configure[*]}" "$placeholder" | sha256sum | cut -c1-16)
+py_key=$(printf '%s\n' "$py_version" "$placeholder" | cat - scripts/build-python.sh | sha256sum | cut -c1-16)
 py_stage=$out/cache/cpython-$py_key
 if [ ! -f "$py_stage/.done" ]; then
-  log "CPython $py_version from Debian's python3.11 source package (2-4 minutes)"
-  # A private apt configuration holding one deb-src line: the system's own sources (and its mirror, read from them)
-  # are used read-only. JUPYTERHUB_HPC_DEBIAN_MIRROR overrides the mirror.
-  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  mirror=${JUPYTERHUB_HPC_DEBIAN_MIRROR:-$(apt-cache policy | awk -v s="$suite/main" '$3 == s {print $2; exit}')}
-  [ -n "$mirror" ] || { echo "build-conda-channel: no Debian mirror for $suite/main in apt's sources; set JUPYTERHUB_HPC_DEBIAN_MIRROR" >&2; exit 1; }
-  apt=$out/cache/apt
-  mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/parts"
-  echo "deb-src $mirror $suite main" >"$apt/sources.list"
-  aptopts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts"
-    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt" -o "Dir::Cache::archives=$apt/archives"
-    -o "APT::Sandbox::User=root" -qq)
-  apt-get "${aptopts[@]}" update
-  mkdir -p "$tmp/src"
-  (cd "$tmp/src" && apt-get "${aptopts[@]}" source --download-only "python3.11" >/dev/null)
-  orig=$(ls "$tmp"/src/python3.11_"$py_version".orig.tar.*)
-  echo "$py_orig_sha256  $orig" | sha256sum -c --quiet - ||
-    { echo "build-conda-channel: $orig is not CPython $py_version as pinned" >&2; exit 1; }
-  mkdir -p "$tmp/cpython"
-  tar -xf "$orig" -C "$tmp/cpython" --strip-components=1
   rm -rf "$py_stage"
-  (
-    cd "$tmp/cpython"
-    nice ./configure -q --prefix="$placeholder" "${py_configure[@]}" >"$tmp/configure.log" 2>&1 ||
-      { tail -30 "$tmp/configure.log" >&2; exit 1; }
-    nice make -j"$(nproc)" -s >"$tmp/make.log" 2>&1 || { tail -30 "$tmp/make.log" >&2; exit 1; }
-    nice make -s install DESTDIR="$py_stage" >"$tmp/install.log" 2>&1 || { tail -30 "$tmp/install.log" >&2; exit 1; }
-  )
+  bash scripts/build-python.sh stage "$py_version" "$placeholder" "$py_stage"
   touch "$py_stage/.done"
 fi
 

@@ -168,7 +168,7 @@ def test_software_modules_panel_loads_a_module_for_new_terminals(
     available = panel.locator("#module_avail_list .jp-Module-item")
     demo_tools = available.filter(has=page.locator(".jp-Module-itemLabel", has_text=re.compile(r"^demo-tools/1\.0$")))
     expect(demo_tools).to_have_count(1, timeout=60_000)
-    for name in ("python/3.11", "r/4.2"):
+    for name in ("python/3", "r/4"):
         expect(available.filter(has_text=name)).to_have_count(1)
     demo_tools.hover()  # the panel shows an item's Load button under the pointer
     demo_tools.locator("button", has_text="Load").click()

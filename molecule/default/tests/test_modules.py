@@ -49,7 +49,7 @@ def test_panel_is_configured_in_the_users_environment(hub: Host) -> None:
 def test_extension_answers_for_the_logged_in_user_and_lists_the_sites_modules(running: HubClient) -> None:
     assert module_api(running, "GET", "/system") == "lmod"
     modules = module_api(running, "GET", "/modules")
-    assert {"demo-tools/1.0", "python/3.11", "r/4.2"} <= set(modules), modules
+    assert {"demo-tools/1.0", "python/3", "r/4"} <= set(modules), modules
     paths = module_api(running, "GET", "/paths")
     # The demo's tree is on Lmod's own path too: lmod.sh adds it only once.
     assert paths.count("/opt/demo-modules/modulefiles") == 1, paths

@@ -16,13 +16,20 @@ from testinfra.host import Host
 
 PACKAGE = "jupyterhub-idle-culler"
 MODULE = "jupyterhub_idle_culler"
-USER_SITE = "/home/alice/.local/lib/python3.11/site-packages"
 WHEELHOUSE = "/opt/jupyterhub/wheelhouse"
+
+
+def user_site(hub: Host) -> str:
+    """alice's user site of the users' environment's Python (the hosts': 3.13 on Debian 13, 3.11 on 12)."""
+    python = "/opt/jupyterhub/user/bin/python"
+    version = hub.check_output(f"{python} -c 'import sysconfig; print(sysconfig.get_python_version())'")
+    return f"/home/alice/.local/lib/python{version}/site-packages"
 
 
 def forget_package(hub: Host) -> None:
     """alice's ~/.local as before the test (her home is shared with the hub node)."""
-    hub.run(f"rm -rf {USER_SITE}/{MODULE} {USER_SITE}/{MODULE}-*.dist-info /home/alice/.local/bin/{PACKAGE}")
+    site = user_site(hub)
+    hub.run(f"rm -rf {site}/{MODULE} {site}/{MODULE}-*.dist-info /home/alice/.local/bin/{PACKAGE}")
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +62,8 @@ def test_pip_install_user_from_a_notebook_installs_from_the_wheelhouse(session: 
     assert f"Looking in links: {WHEELHOUSE}" in out, out
     assert f"Successfully installed {PACKAGE}-" in out, out
     where = session.execute(f"import {MODULE}; print({MODULE}.__file__)").strip()
-    assert where == f"{USER_SITE}/{MODULE}/__init__.py"
-    assert hub.file(f"{USER_SITE}/{MODULE}").user == "alice"
+    assert where == f"{user_site(hub)}/{MODULE}/__init__.py"
+    assert hub.file(f"{user_site(hub)}/{MODULE}").user == "alice"
 
     # A plain pip install falls back to her ~/.local: the environment itself is read-only. (pip in a virtualenv
     # refuses to uninstall from the user site, "outside environment": the test removes it as she would, by hand.)
