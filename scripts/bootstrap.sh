@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything the demo and the tests need on a fresh Debian 12 machine, idempotently:
+# Installs everything the demo and the tests need on a fresh Debian 12 or 13 machine, idempotently:
 # Debian packages (Docker engine, debootstrap, Node/npm for the proxy bundle, Chromium for the browser tests), a running Docker daemon,
 # the controller virtualenv (.venv, hash-locked requirements-dev.txt, and the project's package installed editable),
 # the systemd base image, the offline wheelhouse + proxy bundle the hosts install from, and the local conda channel and
@@ -40,8 +40,27 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/jupyterhub-hpc-dockerd.log" >&2; exit 1; }
 fi
 
-# The controller's Python: the interpreter on PATH (or PYTHON), >= 3.11.
-PY=${PYTHON:-python3}
+# The systemd image (Debian 13) is built in the background meanwhile: it waits on the archive, the rest on the CPU.
+log "systemd image (Debian 13), in the background"
+images_log=$(mktemp)
+bash scripts/build-images.sh trixie >"$images_log" 2>&1 &
+images_pid=$!
+
+# The controller's Python: PYTHON if set, else python3 on PATH when it is 3.13 (Debian 13), else CPython 3.13 built
+# once from Debian's source (scripts/build-python.sh: Debian 12's 3.11 is older than ansible-core 2.20 accepts, and
+# requirements-dev.txt is locked for 3.13; docs/design.md says why it is built and not downloaded).
+py313() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; }
+if [ -n "${PYTHON:-}" ]; then
+  PY=$PYTHON
+elif py313 python3; then
+  PY=python3
+else
+  log "the controller's CPython 3.13 (built once, then cached)"
+  PY=$(bash scripts/build-python.sh controller)
+fi
+py313 "$PY" || { echo "bootstrap: $PY is not CPython 3.13 (requirements-dev.txt is locked for it)" >&2; exit 1; }
+# A venv of another interpreter (an older checkout's 3.11) is made again.
+if [ -x .venv/bin/python ] && ! py313 .venv/bin/python; then rm -rf .venv; fi
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements-dev.txt .venv/.requirements-dev.txt; then
   log "controller virtualenv (.venv)"
   "$PY" -m venv .venv
@@ -63,10 +82,11 @@ if ! cmp -s pyproject.toml .venv/.pyproject.toml || ! package_here; then
   cp pyproject.toml .venv/.pyproject.toml
 fi
 
-log "systemd image"
-bash scripts/build-images.sh
 log "offline wheelhouse and proxy bundle"
 PIP=.venv/bin/pip bash scripts/build-wheelhouse.sh
 # The conda scenario's channel and installer (python built from source: 3-5 minutes the first time, then cached).
 log "local conda channel and installer"
 PYTHON=$PY bash scripts/build-conda-channel.sh
+log "systemd image (Debian 13)"
+wait "$images_pid" || { cat "$images_log" >&2; echo "bootstrap: the image build failed" >&2; exit 1; }
+cat "$images_log"; rm -f "$images_log"

@@ -19,9 +19,10 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 log() { printf '==> build-conda-channel: %s\n' "$*"; }
 
-# CPython 3.11.2 exactly as released: Debian's orig tarball of python3.11 (bookworm), built by build-python.sh
-# (which pins its sha256).
-py_version=3.11.2
+# CPython 3.13.5 exactly as released: Debian's orig tarball of python3.13 (trixie), built by build-python.sh
+# (which pins its sha256). The tools venv runs the same minor version (the controller's Python): wheels' markers are
+# evaluated by it, and pycosat is compiled by it.
+py_version=3.13.5
 # The prefix CPython is built for, rewritten by conda at install time: long, so any real prefix fits (binary files
 # are rewritten in place, null-padded).
 placeholder=/opt/jupyterhub-hpc-conda-placeholder
@@ -51,6 +52,8 @@ if ! cmp -s <(cat environments/conda/tools.lock.txt environments/conda/sources.t
   cat environments/conda/tools.lock.txt environments/conda/sources.txt >"$tools/.locks"
 fi
 helper() { nice "$tools/bin/python" scripts/conda_channel.py "$@"; }
+"$tools/bin/python" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '${py_version%.*}'.split('.'))))" ||
+  { echo "build-conda-channel: the tools venv's python is not ${py_version%.*} (set PYTHON to a CPython ${py_version%.*})" >&2; exit 1; }
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 

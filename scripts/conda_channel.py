@@ -17,7 +17,7 @@ What the conda packages are (docs/conda.md has the limits):
 * wheels: a pure wheel becomes a ``noarch: python`` package (``site-packages/``, entry points in ``link.json``), a
   binary one a ``linux-64`` package pinned to the Python minor version. ``.data/data`` goes to the prefix root (so
   ``share/jupyter/kernels`` lands where Jupyter looks); dependencies are the wheel's ``Requires-Dist`` whose markers
-  hold for Python 3.11 on Linux with no extra. Names are the package index's normalized names.
+  hold for the channel's Python (PY_MINOR) on Linux with no extra. Names are the package index's normalized names.
 * ``conda``: the conda that conda-lock vendors (``conda_lock/_vendor/conda``), its imports renamed back.
 
 Every package gets one build, and files and archives get fixed times, so the same inputs give the same channel.
@@ -39,7 +39,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-PY_MINOR = "3.11"
+# The channel's python (build-conda-channel.sh builds CPython 3.13.5). Markers are evaluated by the running
+# interpreter, so the tools venv runs this same minor version (build-conda-channel.sh checks it).
+PY_MINOR = "3.13"
+PY_NEXT = "3.14"
+PY_TAG = "py" + PY_MINOR.replace(".", "")
 # Times written into every package (index.json, ms) and onto every packaged file (s): the same inputs, the same bytes.
 TIMESTAMP_MS = 1_700_000_000_000
 MTIME = TIMESTAMP_MS // 1000
@@ -248,8 +252,8 @@ def wheel_package(wheel: Path, out: Path, placeholder: str) -> Path:
             (root / "info").mkdir()
             (root / "info" / "link.json").write_text(json.dumps(link, indent=2, sort_keys=True) + "\n")
         else:
-            index |= {"build": "py311_0", "subdir": "linux-64", "arch": "x86_64", "platform": "linux"}
-            index["depends"] = sorted({f"python >={PY_MINOR},<3.12.0a0", *depends})
+            index |= {"build": f"{PY_TAG}_0", "subdir": "linux-64", "arch": "x86_64", "platform": "linux"}
+            index["depends"] = sorted({f"python >={PY_MINOR},<{PY_NEXT}.0a0", *depends})
             for line in entry_points:
                 script, target = (s.strip() for s in line.split("=", 1))
                 module, func = target.split(":")
@@ -351,7 +355,7 @@ for top, dirs, files in os.walk(new.decode()):
             data = cstring.sub(lambda m: new + m.group(1) + b"\0" * pad + b"\0", data)
         else:
             data = data.replace(old, new)
-        # A new file renamed over the old one: the running python3.11 cannot be written in place.
+        # A new file renamed over the old one: the running python cannot be written in place.
         with open(path + ".relocating", "wb") as f:
             f.write(data)
         os.chmod(path + ".relocating", os.stat(path).st_mode & 0o7777)

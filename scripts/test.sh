@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian 12 machine: set-up, lint, unit tests, Molecule scenarios.
+# The whole test suite, from a fresh Debian 12 (or 13) machine: set-up, lint, unit tests, Molecule scenarios.
 # Exits non-zero on the first failure. .ci/run runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,11 @@ bash scripts/bootstrap.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate
 
+# The second platform's image (Debian 12, for the conda scenario), built while lint and unit tests run.
+bookworm_log=$(mktemp)
+bash scripts/build-images.sh bookworm >"$bookworm_log" 2>&1 &
+bookworm_pid=$!
+
 phase "lint: ansible-lint (production profile), ruff, mypy"
 ansible-lint --offline -q
 ruff check .
@@ -22,13 +27,16 @@ phase "unit tests (pytest)"
 pytest -q tests
 
 # CI runs "default" (every step of the standalone fault and browser scenarios runs inside it, on one converge),
-# "conda" (the conda backend end to end) and "narval" (a reference cluster's shapes: its GPUs and MIG slices);
+# "conda" (the conda backend end to end, on Debian 12: the second platform) and "narval" (a reference cluster's shapes: its GPUs and MIG slices);
 # MOLECULE_SCENARIOS="a b" picks others, "all" runs every scenario.
 all_scenarios=$(cd molecule && for d in */molecule.yml; do dirname "$d"; done)
 case "${MOLECULE_SCENARIOS:-default conda narval}" in
   all) scenarios=$all_scenarios ;;
   *) scenarios=${MOLECULE_SCENARIOS:-default conda narval} ;;
 esac
+phase "the Debian 12 image"
+wait "$bookworm_pid" || { cat "$bookworm_log" >&2; echo "test.sh: the Debian 12 image did not build" >&2; exit 1; }
+cat "$bookworm_log"
 for s in $scenarios; do
   phase "molecule test -s $s"
   # phase_times.py passes the output through and ends with how long each action (check, converge, ...) took.

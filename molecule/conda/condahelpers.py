@@ -21,7 +21,7 @@ def pins(tzdata: str) -> dict[str, str]:
     """What the environment must hold: the kernel lock (the venv backend's), python and the scenario's tzdata."""
     lock = (PROJECT / "environments" / "kernel.lock.txt").read_text()
     locked = dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock, re.MULTILINE))
-    return {name.lower(): version for name, version in locked.items()} | {"python": "3.11.2", "tzdata": tzdata}
+    return {name.lower(): version for name, version in locked.items()} | {"python": "3.13.5", "tzdata": tzdata}
 
 
 def installed(hub: Host) -> dict[str, str]:
