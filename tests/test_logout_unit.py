@@ -69,7 +69,8 @@ def test_top_level_navigation(headers: dict[str, str], navigation: bool) -> None
 
 
 def test_handler_asks_with_its_own_request() -> None:
-    def fake(referer: str, subdomain_host: str, fetch: dict[str, str] = NAVIGATION) -> Any:
+    def fake(referer: str, subdomain_host: str, fetch: dict[str, str] | None = None) -> Any:
+        fetch = NAVIGATION if fetch is None else fetch
         headers = {**fetch, "Referer": referer} if referer else dict(fetch)
         request = SimpleNamespace(headers=headers, host="localhost:8000")
         return SimpleNamespace(subdomain_host=subdomain_host, hub=SimpleNamespace(base_url="/hub/"), request=request)
@@ -183,7 +184,7 @@ def test_the_spawner_registers_the_logout_whatever_the_authenticator() -> None:
 
     import jupyterhub_hpc.spawner  # noqa: F401  (its import installs the logout)
 
-    routes = [handler for route, handler, *_ in hub_handlers.default_handlers if route == r"/logout"]
+    routes = [handler for route, handler, *_rest in hub_handlers.default_handlers if route == r"/logout"]
     assert routes == [HPCLogoutHandler]
     assert "/logout" not in dict(HPCPAMAuthenticator().get_handlers(None))
     assert "/login" in dict(HPCPAMAuthenticator().get_handlers(None))
