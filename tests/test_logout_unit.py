@@ -209,8 +209,8 @@ def test_page_after_logout_names_the_jobs() -> None:
     page = text(render(hpc_servers=servers, hpc_logout_confirm=False))
     assert "You are logged out of Demo." in page
     assert "Your server was stopped: Slurm job 10 was cancelled and its resources are free." in page
-    assert "Your server “gpu” is stopping: Slurm job 11 is being cancelled." in page
-    assert "Your server “q” was still starting: Slurm job 12 was cancelled." in page
+    assert "Your server &ldquo;gpu&rdquo; is stopping: Slurm job 11 is being cancelled." in page
+    assert "Your server &ldquo;q&rdquo; was still starting: Slurm job 12 was cancelled." in page
     assert "<code>scancel 13</code>" in page
     assert 'href="/hub/login"' in page
     assert "<form" not in page
