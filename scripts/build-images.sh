@@ -16,7 +16,8 @@ if docker image inspect "${IMAGE}:${hash}" >/dev/null 2>&1; then
   exit 0
 fi
 
-# The Debian mirror this machine's apt already uses (so no host name is written here).
+# The Debian mirror this machine's apt already uses (so no host name is written here). The $(...) are apt's fields.
+# shellcheck disable=SC2016
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(ORIGIN)' 2>/dev/null \
            | awk '$2 == "Debian" && $1 !~ /security/ {print $1; exit}' || true)
 if [ -z "$mirror" ]; then
