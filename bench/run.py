@@ -157,7 +157,7 @@ def bench_latency(repeats: int) -> dict[str, Any]:
     alice = client("alice", "alice-demo")
     hub_times: list[float] = []
     floors: dict[str, list[float]] = {"singleuser": [], "server": []}
-    for _ in range(repeats):
+    for _i in range(repeats):
         for kind, times in floors.items():
             wait_queue_empty()
             took = floor_probe(kind, alice, 512)
@@ -335,19 +335,23 @@ def site_run() -> dict[str, Any]:
     out = sh(*ANSIBLE, str(ROOT / "site.yml"), env=ENV, cwd=ROOT)
     took = time.monotonic() - start
     recap = re.findall(r"ok=(\d+)\s+changed=(\d+)", out)
-    return {"seconds": took, "tasks": sum(int(ok) for ok, _ in recap), "changed": sum(int(c) for _, c in recap)}
+    return {
+        "seconds": took,
+        "tasks": sum(int(ok) for ok, _changed in recap),
+        "changed": sum(int(c) for _ok, c in recap),
+    }
 
 
 def bench_deploy(repeats: int, fresh: bool) -> dict[str, Any]:
     """site.yml on the demo: unchanged re-runs; with ``fresh``, first the first converge on new containers (the
     demo is torn down with its homes and environments, as on a new machine, then given its cluster again)."""
     first = []
-    for _ in range(repeats if fresh else 0):
+    for _i in range(repeats if fresh else 0):
         sh(*ANSIBLE, str(ROOT / "playbooks/demo_down.yml"), "-e", "demo_purge=true", env=ENV, cwd=ROOT)
         sh(*ANSIBLE, str(ROOT / "playbooks/demo_up.yml"), env=ENV, cwd=ROOT)
         sh(*ANSIBLE, str(ROOT / "playbooks/demo_cluster.yml"), env=ENV, cwd=ROOT)
         first.append(site_run())
-    reruns = [site_run() for _ in range(repeats)]
+    reruns = [site_run() for _i in range(repeats)]
     return {
         "first": first,
         "reruns": reruns,
@@ -427,7 +431,7 @@ def plot_deploy(deploy: dict[str, Any]) -> None:
     with figure("deploy", "site.yml on the demo cluster", "", "seconds") as ax:
         ax.bar(
             range(len(runs)),
-            [r["seconds"] for _, r in runs],
+            [r["seconds"] for _kind, r in runs],
             tick_label=[f"{k}\nchanged={r['changed']}" for k, r in runs],
         )
 

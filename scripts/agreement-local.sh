@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # A throwaway Slurm controller on this machine with a reference inventory's shapes, then the agreement tool
 # against it (docs/agreement.md). DEVELOPMENT ONLY: Debian's slurm-wlm and munge (apt-get install -y slurm-wlm
 # munge), root, files under /tmp/shapes-slurm; nothing else on the machine is changed (its own munge and Slurm
@@ -11,8 +11,8 @@ base=/tmp/shapes-slurm
 venv=${VENV:-.venv}  # the checkout's tools (scripts/bootstrap.sh)
 export SLURM_CONF=$base/slurm.conf
 stop() {
-    [ -r $base/slurmctld.pid ] && kill "$(cat $base/slurmctld.pid)" 2>/dev/null || true
-    [ -r $base/munge/munged.pid ] && kill "$(cat $base/munge/munged.pid)" 2>/dev/null || true
+    if [ -r $base/slurmctld.pid ]; then kill "$(cat $base/slurmctld.pid)" 2>/dev/null || true; fi
+    if [ -r $base/munge/munged.pid ]; then kill "$(cat $base/munge/munged.pid)" 2>/dev/null || true; fi
     sleep 1
 }
 if [ "${1:-}" = stop ]; then stop; exit 0; fi
@@ -26,7 +26,7 @@ chown munge: $base/munge/munge.key && chmod 0400 $base/munge/munge.key
 runuser -u munge -- munged --key-file=$base/munge/munge.key --socket=$base/munge/munge.socket \
     --pid-file=$base/munge/munged.pid --log-file=$base/munge/munged.log --seed-file=$base/munge/seed --force
 # The demo-only role's own templates, for the inventory's model (one node per node type).
-ANSIBLE_CONFIG=$PWD/ansible.cfg $venv/bin/ansible-playbook -i "inventories/$cluster" \
+ANSIBLE_CONFIG=$PWD/ansible.cfg "$venv/bin/ansible-playbook" -i "inventories/$cluster" \
     tests/playbooks/render_demo_slurm.yml -e render_dir=$base/render -e node_state=CLOUD >/dev/null
 # Only what differs on this machine: paths, ports, the munge socket, root as SlurmUser, power saving for CLOUD nodes.
 sed -e "s|^SlurmUser=.*|SlurmUser=root|" \
@@ -48,5 +48,5 @@ cp $base/render/gres.conf $base/gres.conf
 slurmctld -f $SLURM_CONF
 for _ in $(seq 50); do scontrol ping >/dev/null 2>&1 && break; sleep 0.2; done
 id shapes-test >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin shapes-test
-PYTHONPATH=$PWD/src $venv/bin/python -m jupyterhub_hpc.agreement --model "inventories/$cluster/group_vars/all/cluster.yml" \
+PYTHONPATH=$PWD/src "$venv/bin/python" -m jupyterhub_hpc.agreement --model "inventories/$cluster/group_vars/all/cluster.yml" \
     --user shapes-test --sbatch "env SLURM_CONF=$SLURM_CONF sbatch" "$@"

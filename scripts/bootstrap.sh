@@ -20,6 +20,7 @@ command -v iptables >/dev/null || need_pkgs+=(iptables)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
 command -v fc-list >/dev/null || need_pkgs+=(fonts-dejavu-core fontconfig)
+command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)  # ansible-test sanity's shellcheck test (scripts/sanity.sh)
 dpkg -s libpam-oath oathtool >/dev/null 2>&1 || need_pkgs+=(libpam-oath oathtool)  # tests/test_pam_unit.py: real PAM + pam_oath
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "apt-get install ${need_pkgs[*]}"

@@ -12,7 +12,8 @@ IMAGE=${JUPYTERHUB_HPC_IMAGE:-jupyterhub-hpc/systemd}
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(trixie)
 
-# The Debian mirror this machine's apt already uses (so no host name is written here).
+# The Debian mirror this machine's apt already uses (so no host name is written here). The $(...) are apt's fields.
+# shellcheck disable=SC2016
 mirror=$(apt-get indextargets --format '$(REPO_URI) $(ORIGIN)' 2>/dev/null \
            | awk '$2 == "Debian" && $1 !~ /security/ {print $1; exit}' || true)
 if [ -z "$mirror" ]; then

@@ -62,4 +62,4 @@ got=$("$nodepkg/bin/node" --version) || { echo "build-wheelhouse: the bundled no
 det_tar "$out/proxy.tar" "$tmp/proxy"
 
 echo "$stamp" >"$out/.stamp"
-echo "built $out/wheelhouse.tar ($(ls "$tmp/wheels" | grep -c whl) wheels, ${package_lock%% *}) and $out/proxy.tar (node $got)"
+echo "built $out/wheelhouse.tar ($(find "$tmp/wheels" -maxdepth 1 -name '*.whl' | wc -l) wheels, ${package_lock%% *}) and $out/proxy.tar (node $got)"

@@ -197,7 +197,7 @@ def wheel_package(wheel: Path, out: Path, placeholder: str) -> Path:
     """One wheel as one conda package (noarch python when pure, linux-64 for this Python when not)."""
     from packaging.utils import parse_wheel_filename
 
-    name, version, _, tags = parse_wheel_filename(wheel.name)
+    name, version, _build, tags = parse_wheel_filename(wheel.name)
     pure = all(t.abi == "none" and t.platform == "any" for t in tags)
     site = "site-packages" if pure else SITE_PACKAGES
     scripts = "python-scripts" if pure else "bin"

@@ -23,6 +23,9 @@ ruff check .
 ruff format --check .
 mypy
 
+phase "ansible-test sanity"
+bash scripts/sanity.sh
+
 phase "unit tests (pytest)"
 pytest -q tests
 

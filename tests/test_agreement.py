@@ -30,8 +30,8 @@ def parse(options: Sequence[str]) -> dict[str, str]:
 
 
 def minutes(slurm_time: str) -> int:
-    days, _, clock = slurm_time.rpartition("-")
-    hours, mins, _ = clock.split(":")
+    days, _sep, clock = slurm_time.rpartition("-")
+    hours, mins, _secs = clock.split(":")
     return (int(days or 0) * 24 + int(hours)) * 60 + int(mins)
 
 
@@ -43,7 +43,7 @@ def fake_slurm(nodes: Sequence[NodeType], max_minutes: int) -> agreement.Sbatch:
         if minutes(opts["time"]) > max_minutes:
             return False, "allocation failure: Requested time limit is invalid (missing or exceeds some limit)"
         cores, memory = int(opts.get("cpus-per-task", "1")), int(opts["mem"].removesuffix("M"))
-        gpu_type, _, count = opts.get("gpus-per-node", ":0").partition(":")
+        gpu_type, _sep, count = opts.get("gpus-per-node", ":0").partition(":")
         for node in nodes:
             gpu = node.gpu(gpu_type)
             if (

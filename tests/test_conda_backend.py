@@ -125,6 +125,7 @@ class Site:
             capture_output=True,
             text=True,
             timeout=300,
+            check=False,
         )
 
     def installed(self) -> dict[str, str]:

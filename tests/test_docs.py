@@ -64,7 +64,7 @@ def test_link_targets_are_found_outside_code() -> None:
             "```",
         ]
     )
-    found = [target for _, target in link_targets(text)]
+    found = [target for _line, target in link_targets(text)]
     assert found == ["docs/a.md#part", "img/b.png", "https://example.org", "#here", "f.png", "g.md", "h path.md"]
     markdown = ROOT / "docs" / "x.md"
     assert [local_path(markdown, target) for target in found] == [

@@ -206,7 +206,7 @@ def test_the_language_is_per_task_not_per_process() -> None:
 
     async def request(language: str, seen: list[str]) -> None:
         i18n.set_language(language)
-        for _ in range(5):
+        for _i in range(5):
             await asyncio.sleep(0)
             seen.append(i18n.gettext("Sign in"))
 

@@ -23,7 +23,7 @@ def run_job(tmp_path: Path, parent: Path, prologue: str = "") -> subprocess.Comp
     path = tmp_path / "job.sh"
     path.write_text(script)
     env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "77", "TMPDIR": str(parent), "HOME": str(tmp_path)}
-    return subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True, timeout=30)
+    return subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True, timeout=30, check=False)
 
 
 def server_line(job: subprocess.CompletedProcess[str]) -> list[str]:
@@ -52,7 +52,7 @@ def test_the_private_directory_is_the_servers_whatever_a_prologue_sets(tmp_path:
     shared.mkdir()
     shared.chmod(0o1777)
     job = run_job(tmp_path, shared, prologue="export TMPDIR=/tmp JUPYTER_RUNTIME_DIR=/tmp/elsewhere")
-    runtime, tmpdir, _ = server_line(job)
+    runtime, tmpdir, _mode = server_line(job)
     assert runtime.startswith(f"{shared}/jupyter-77-") and tmpdir == runtime
 
 

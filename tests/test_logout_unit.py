@@ -69,7 +69,8 @@ def test_top_level_navigation(headers: dict[str, str], navigation: bool) -> None
 
 
 def test_handler_asks_with_its_own_request() -> None:
-    def fake(referer: str, subdomain_host: str, fetch: dict[str, str] = NAVIGATION) -> Any:
+    def fake(referer: str, subdomain_host: str, fetch: dict[str, str] | None = None) -> Any:
+        fetch = NAVIGATION if fetch is None else fetch
         headers = {**fetch, "Referer": referer} if referer else dict(fetch)
         request = SimpleNamespace(headers=headers, host="localhost:8000")
         return SimpleNamespace(subdomain_host=subdomain_host, hub=SimpleNamespace(base_url="/hub/"), request=request)
@@ -183,7 +184,7 @@ def test_the_spawner_registers_the_logout_whatever_the_authenticator() -> None:
 
     import jupyterhub_hpc.spawner  # noqa: F401  (its import installs the logout)
 
-    routes = [handler for route, handler, *_ in hub_handlers.default_handlers if route == r"/logout"]
+    routes = [handler for route, handler, *_rest in hub_handlers.default_handlers if route == r"/logout"]
     assert routes == [HPCLogoutHandler]
     assert "/logout" not in dict(HPCPAMAuthenticator().get_handlers(None))
     assert "/login" in dict(HPCPAMAuthenticator().get_handlers(None))
@@ -208,8 +209,8 @@ def test_page_after_logout_names_the_jobs() -> None:
     page = text(render(hpc_servers=servers, hpc_logout_confirm=False))
     assert "You are logged out of Demo." in page
     assert "Your server was stopped: Slurm job 10 was cancelled and its resources are free." in page
-    assert "Your server “gpu” is stopping: Slurm job 11 is being cancelled." in page
-    assert "Your server “q” was still starting: Slurm job 12 was cancelled." in page
+    assert "Your server &ldquo;gpu&rdquo; is stopping: Slurm job 11 is being cancelled." in page
+    assert "Your server &ldquo;q&rdquo; was still starting: Slurm job 12 was cancelled." in page
     assert "<code>scancel 13</code>" in page
     assert 'href="/hub/login"' in page
     assert "<form" not in page

@@ -33,7 +33,7 @@ def test_a_scenario_runs_alone(name: str) -> None:
     assert steps[0] == "destroy" and steps[-1] == "destroy"
     assert steps.index("create") < steps.index("prepare") < steps.index("converge")
     for step in steps:
-        action, _, arg = step.partition(" ")
+        action, _sep, arg = step.partition(" ")
         if not arg:
             continue
         target = (MOLECULE / name / arg).resolve()

@@ -100,7 +100,7 @@ def test_the_lock_line_names_the_wheels_version_and_hash(built: tuple[str, Path]
 
 
 def test_the_wheel_holds_the_package_and_its_entry_points_only(built: tuple[str, Path]) -> None:
-    _, wheel = built
+    _lock_line, wheel = built
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         dist_info = next(n.split("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
@@ -131,7 +131,7 @@ def test_the_wheels_catalogs_are_the_committed_mo(built: tuple[str, Path]) -> No
     assert spec and spec.loader
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    _, wheel = built
+    _lock_line, wheel = built
     po = PACKAGE / "locale" / "fr" / "LC_MESSAGES" / "jupyterhub_hpc.po"
     with zipfile.ZipFile(wheel) as archive:
         data = archive.read("jupyterhub_hpc/locale/fr/LC_MESSAGES/jupyterhub_hpc.mo")

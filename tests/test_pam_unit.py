@@ -203,7 +203,7 @@ def test_every_failure_takes_the_same_time_whatever_failed(monkeypatch: pytest.M
         "error in PAM": ("erin", "pw", lambda r: isinstance(r, OSError)),
     }
     times: dict[str, list[float]] = {what: [] for what in attempts}
-    for _ in range(3):
+    for _i in range(3):
         for what, (user, password, expected) in attempts.items():  # interleaved
             start = time.monotonic()
             try:
@@ -238,10 +238,10 @@ def test_a_right_password_for_an_account_not_allowed_is_a_failure(
         logged[-1] == "Failed login for 'mallory' from 198.51.100.7: right credentials, but not allowed to use the hub"
     )
     # An allowed user's right password still resets her name's count.
-    for _ in range(2):
+    for _i in range(2):
         assert hub_login(auth, "alice", "nope") is None
     assert hub_login(auth, "alice", "pw")["name"] == "alice"
-    for _ in range(3):
+    for _i in range(3):
         assert hub_login(auth, "alice", "nope") is None
 
 
@@ -269,7 +269,7 @@ def test_parallel_logins_are_decided_each_on_their_own(monkeypatch: pytest.Monke
 
 def test_the_inactive_page_is_only_for_accounts_the_hub_allows(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = hub_authenticator(monkeypatch, FakePam(account_ok=False), login_failures_per_user=2)
-    for _ in range(3):  # dave: allowed, told what to check, and not a failure
+    for _i in range(3):  # dave: allowed, told what to check, and not a failure
         result = hub_login(auth, "dave", "pw")
         assert isinstance(result, web.HTTPError) and result.status_code == 403
         assert "currently inactive" in str(result.log_message)
@@ -391,7 +391,7 @@ def test_failures_are_throttled_per_address(monkeypatch: pytest.MonkeyPatch) -> 
     auth = authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failures_per_address=10)
     for i in range(10):
         assert login(auth, user=f"user{i}", password="nope") is None
-    result, _ = timed_login(auth, user="someone")
+    result, _took = timed_login(auth, user="someone")
     assert isinstance(result, web.HTTPError) and result.status_code == 429
     assert "Please wait 5 minutes" in str(result.log_message)
     assert login(auth, user="someone", h=handler("192.0.2.1")) == "someone"  # other addresses are not concerned
@@ -410,10 +410,10 @@ def test_x_real_ip_does_not_escape_the_address_limit(monkeypatch: pytest.MonkeyP
 
 def test_a_success_resets_the_name_but_not_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = authenticator(monkeypatch, failed_login_min_seconds=0.0, login_failures_per_address=6)
-    for _ in range(4):
+    for _i in range(4):
         assert login(auth, password="nope") is None
     assert login(auth) == "alice"
-    for _ in range(2):  # 4 + 2 failures for the address; the name starts again from 0
+    for _i in range(2):  # 4 + 2 failures for the address; the name starts again from 0
         assert login(auth, password="nope") is None
     with pytest.raises(web.HTTPError) as err:
         login(auth, user="bob")
@@ -422,7 +422,7 @@ def test_a_success_resets_the_name_but_not_the_address(monkeypatch: pytest.Monke
 
 def test_an_inactive_account_with_its_right_password_is_not_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     auth = authenticator(monkeypatch, FakePam(account_ok=False), login_failures_per_user=2)
-    for _ in range(3):
+    for _i in range(3):
         with pytest.raises(web.HTTPError) as err:
             login(auth)
         assert err.value.status_code == 403
@@ -525,9 +525,10 @@ def test_ipv6_addresses_are_counted_per_64() -> None:
 # -- the conversation, driven as PAM drives it -----------------------------------------------------------------------
 def converse(conversation: Conversation, messages: list[tuple[int, bytes]]) -> tuple[int, list[bytes | None]]:
     """Call the conversation function as libpam does; return its code and the responses (freed here)."""
-    buffers = [create_string_buffer(text) for _, text in messages]
+    buffers = [create_string_buffer(text) for _style, text in messages]
     structs = [
-        pamela.PamMessage(style, cast(buf, POINTER(c_char))) for (style, _), buf in zip(messages, buffers, strict=True)
+        pamela.PamMessage(style, cast(buf, POINTER(c_char)))
+        for (style, _text), buf in zip(messages, buffers, strict=True)
     ]
     array = (POINTER(pamela.PamMessage) * len(structs))(*[pointer(s) for s in structs])
     responses = POINTER(pamela.PamResponse)()
@@ -572,7 +573,7 @@ def test_conversation_is_bounded() -> None:
 SERVICE = "jhtest-otp"
 OTP_USER, PW_USER = "jhtest-otp", "jhtest-pw"
 SECRET = "3132333435363738393031323334353637383930"  # RFC 6238's test key
-PAM_OATH = [p for p in glob.glob("/usr/lib/*/security/pam_oath.so") + glob.glob("/lib/*/security/pam_oath.so")]
+PAM_OATH = glob.glob("/usr/lib/*/security/pam_oath.so") + glob.glob("/lib/*/security/pam_oath.so")
 
 
 def totp(secret_hex: str, at: float | None = None, step: int = 30, digits: int = 6) -> str:
@@ -706,8 +707,8 @@ def test_real_pam_through_the_authenticator(pam_service: Path) -> None:
 
 
 def p50_times(samples: int, attempts: list[Callable[[], Any]]) -> list[float]:
-    times: list[list[float]] = [[] for _ in attempts]
-    for _ in range(samples):
+    times: list[list[float]] = [[] for _attempt in attempts]
+    for _i in range(samples):
         for i, attempt in enumerate(attempts):  # interleaved: both see the same machine load
             start = time.monotonic()
             attempt()

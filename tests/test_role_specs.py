@@ -173,7 +173,7 @@ def test_the_batchspawner_roles_defaults_are_the_packages(spawner_config: dict[s
 
 
 def test_a_class_or_trait_not_found_and_a_default_out_of_date_are_named() -> None:
-    problems, _ = disagreements(
+    problems, _compared = disagreements(
         {
             "HPCSlurmSpawnr": {"unanswered_polls": 3},
             "SlurmSpawner": {"batch_submit_cmdd": "sbatch"},

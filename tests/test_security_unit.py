@@ -169,7 +169,7 @@ def test_a_huge_job_output_is_cut_to_a_few_kib(tmp_path: Path) -> None:
 def test_one_huge_line_is_shown_cut_not_dropped(tmp_path: Path) -> None:
     (tmp_path / ".jupyterhub-slurm-7.log").write_text("x" * 5_000_000)
     tail = asyncio.run(output_tail(tail_spawner(tmp_path), "7"))
-    notice, _, rest = tail.partition("\n")
+    notice, _sep, rest = tail.partition("\n")
     assert notice == "[cut: the end of 5000000 bytes; the whole output is ~/.jupyterhub-slurm-7.log]"
     assert rest == "x" * 4096
 
@@ -241,7 +241,7 @@ def test_a_frozen_slurm_never_runs_more_than_the_slots_at_once(tmp_path: Path) -
     slow = fake(tmp_path, "squeue", f"echo x >>{running}; sleep 0.3; echo done")
 
     async def many() -> None:
-        await asyncio.gather(*(run_bounded(slow, env={}, timeout=10, limit=100, concurrency=3) for _ in range(9)))
+        await asyncio.gather(*(run_bounded(slow, env={}, timeout=10, limit=100, concurrency=3) for _i in range(9)))
 
     began = time.monotonic()
     asyncio.run(many())

@@ -222,9 +222,9 @@ def test_a_request_is_validated_once(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_the_spawner_loads_the_preflights_model_and_refuses_anything_else(tmp_path: Path) -> None:
     assert spawner(tmp_path).model == validate_cluster(CLUSTER)
     with pytest.raises(ModelFormatError, match=r"HPCSlurmSpawner\.cluster\.schema: missing"):
-        _ = spawner(tmp_path, cluster=CLUSTER).model  # the inventory's raw hpc_cluster: not what the hub loads
+        _model = spawner(tmp_path, cluster=CLUSTER).model  # the inventory's raw hpc_cluster: not what the hub loads
     with pytest.raises(ModelFormatError, match="reads schema 1"):
-        _ = spawner(tmp_path, cluster={**SHIPPED, "schema": 2}).model
+        _model = spawner(tmp_path, cluster={**SHIPPED, "schema": 2}).model
 
 
 def test_one_squeue_answers_every_pending_spawn(tmp_path: Path) -> None:
@@ -435,7 +435,7 @@ def test_a_start_cancelled_during_sbatch_loses_no_job(tmp_path: Path, delay: flo
         starting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await starting
-        for _ in range(50):  # the submission ends by itself, then its job is cancelled
+        for _i in range(50):  # the submission ends by itself, then its job is cancelled
             if cancelled.exists():
                 break
             await asyncio.sleep(0.1)
@@ -509,13 +509,13 @@ def test_the_hubs_own_check_and_unresolvable_names_decide_nothing(tmp_path: Path
     s = running_spawner(tmp_path, free_port(), cancelled)
     try:
         s._check_pending = True
-        assert [asyncio.run(s.poll()) for _ in range(5)] == [None] * 5
+        assert [asyncio.run(s.poll()) for _i in range(5)] == [None] * 5
         s._check_pending = False
         for host in ("no-such-node.invalid", "0.0.0.0", ""):
             server_for: list[Any] = [SimpleNamespace(ip=host, port=free_port())]
             type(s).server = property(lambda self: server_for[0])  # noqa: B023
             s.ip = host or "0.0.0.0"
-            assert [asyncio.run(s.poll()) for _ in range(4)] == [None] * 4, host
+            assert [asyncio.run(s.poll()) for _i in range(4)] == [None] * 4, host
         assert s.liveness.unanswered == 0
     finally:
         del type(s).server

@@ -75,7 +75,7 @@ class JobBoard:
             return
         found = {}
         for line in text.splitlines():
-            job_id, _, rest = line.strip().partition(" ")
+            job_id, _sep, rest = line.strip().partition(" ")
             if job_id:
                 found[job_id] = rest.strip()
         future.set_result((found, ""))

@@ -82,7 +82,7 @@ class JobLedger:
 
     def jobs(self) -> dict[str, str]:
         """job id -> user."""
-        return {job_id: user for job_id, (user, _) in self._jobs.items()}
+        return {job_id: user for job_id, (user, _when) in self._jobs.items()}
 
     def age(self, job_id: str) -> float:
         return time.time() - self._jobs[job_id][1] if job_id in self._jobs else 0.0

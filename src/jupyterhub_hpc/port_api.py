@@ -29,7 +29,7 @@ class PortReportError(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
+    keys = [key for key, _value in pairs]
     if len(keys) != len(set(keys)):
         raise PortReportError("a key appears twice")
     return dict(pairs)
@@ -47,7 +47,8 @@ def parse_port_report(body: bytes) -> int:
         names = sorted(data)[:5] if isinstance(data, dict) else type(data).__name__
         raise PortReportError(f'the body must be exactly {{"port": <1-65535>}}, got {str(names)[:80]}')
     port = data["port"]
-    if type(port) is not int or not 1 <= port <= 65535:  # bool is an int subclass: refused too
+    # type(), not isinstance(): bool is an int subclass, and refused too
+    if type(port) is not int or not 1 <= port <= 65535:  # pylint: disable=unidiomatic-typecheck
         raise PortReportError(f"port must be an integer from 1 to 65535, got {repr(port)[:20]}")
     return port
 

@@ -114,7 +114,7 @@ def test_from_login_to_a_computed_cell_in_jupyterlab(page: Page, base_url: str, 
     # A run asked for while the kernel's websocket is still connecting can be dropped by JupyterLab (seen on a
     # loaded CI machine): run the cell again, in place, until it has its output.
     output = page.locator(".jp-OutputArea-output").first
-    for _ in range(4):
+    for _i in range(4):
         cell.click()
         page.keyboard.press("Control+Enter")
         try:

@@ -60,7 +60,7 @@ def desktop(base_url: str, hub: Host, node: Host) -> Iterator[tuple[HubClient, s
 
 
 def test_the_desktop_is_offered_in_the_launcher(desktop: tuple[HubClient, str]) -> None:
-    client, _ = desktop
+    client, _job = desktop
     resp = client.session.get(
         client.server_url("/server-proxy/servers-info"), headers={"Authorization": f"token {client.token}"}, timeout=30
     )
@@ -72,12 +72,12 @@ def test_the_desktop_is_offered_in_the_launcher(desktop: tuple[HubClient, str]) 
 def test_desktop_processes_run_as_the_user_inside_the_job(
     desktop: tuple[HubClient, str], node: Host, name: str
 ) -> None:
-    _, job = desktop
+    _client, job = desktop
     (pid,) = pids_of(node, USER, name)
     assert node.check_output(f"stat -c %U /proc/{pid}") == USER
     chain = ancestry(node, pid)
     # Started by the user's server, which is the task of the job's step: its parent is slurmstepd: [<job>.0].
-    (step,) = [index for index, (_, cmdline) in enumerate(chain) if cmdline.startswith("slurmstepd:")]
+    (step,) = [index for index, (_pid, cmdline) in enumerate(chain) if cmdline.startswith("slurmstepd:")]
     assert chain[step][1].startswith(f"slurmstepd: [{job}."), chain
     task = chain[step - 1][0]
     assert "jupyterhub-singleuser" in chain[step - 1][1] or "batchspawner-singleuser" in chain[step - 1][1], chain
@@ -101,7 +101,7 @@ def test_an_app_the_site_declared_runs_inside_the_job(desktop: tuple[HubClient, 
     assert page.status_code == 200 and "Directory listing for /" in page.text, page.text[:300]
     (pid,) = [int(p) for p in node.run(f"pgrep -u {USER} -f 'http.server --bind 127.0.0.1'").stdout.split()]
     chain = ancestry(node, pid)
-    assert any(cmdline.startswith(f"slurmstepd: [{job}.") for _, cmdline in chain), chain
+    assert any(cmdline.startswith(f"slurmstepd: [{job}.") for _pid, cmdline in chain), chain
     # Read as the user: in a container, root lacks CAP_SYS_PTRACE and cannot read another account's environ.
     environ = node.check_output(f"su -s /bin/sh {USER} -c \"tr '\\\\0' '\\\\n' < /proc/{pid}/environ\"")
     assert "JUPYTERHUB_HPC_APP=docs-http" in environ.splitlines()

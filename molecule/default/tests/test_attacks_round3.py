@@ -229,7 +229,7 @@ def test_a_large_body_does_not_stall_the_hub(base_url: str) -> None:
     time.sleep(0.5)
     before = len(latencies)
     codes = []
-    for _ in range(3):
+    for _i in range(3):
         try:
             codes.append(
                 requests.post(

@@ -43,7 +43,7 @@ def test_slurm_refusal_shows_slurms_reason(base_url: str, hub: Host) -> None:
     # The association goes away after the hub cached it: only Slurm can still say no.
     hub.check_output("sacctmgr --immediate delete user name=bob account=rrg-demo")
     try:
-        _, message = spawn_failure(bob, {"account": "rrg-demo"}, timeout=30)
+        _took, message = spawn_failure(bob, {"account": "rrg-demo"}, timeout=30)
         assert "Slurm refused the job: sbatch: error: Batch job submission failed: Invalid account" in message
         assert squeue_of(hub, "bob") == []
     finally:

@@ -12,7 +12,7 @@ from testinfra.host import Host
 
 
 def normalize(requirement: str) -> str:
-    name, _, version = requirement.partition("==")
+    name, _sep, version = requirement.partition("==")
     return re.sub(r"[-_.]+", "-", name).lower() + "==" + version
 
 

@@ -108,21 +108,21 @@ def test_erin_needs_her_one_time_password(base_url: str, hub: Host, oath_users_f
     wrong = next(code for code in (f"{n:06d}" for n in range(0, 10**6, 111111)) if code not in valid)
 
     for otp in (None, "", wrong):
-        resp, _ = post_login(base_url, "erin", "erin-demo", otp)
+        resp, _took = post_login(base_url, "erin", "erin-demo", otp)
         assert resp.status_code == 403, (otp, resp.status_code)
         assert "Invalid username or password" in resp.text
 
     code = totp(ERIN_SECRET, step)
-    resp, _ = post_login(base_url, "erin", "erin-demo", code)
+    resp, _took = post_login(base_url, "erin", "erin-demo", code)
     assert resp.status_code == 302, resp.text[:500]
     assert hub.check_output(f"awk '$2 == \"erin\" {{print $6}}' {oath_users_file}") == code  # recorded as used
 
-    replayed, _ = post_login(base_url, "erin", "erin-demo", code)
+    replayed, _took = post_login(base_url, "erin", "erin-demo", code)
     assert replayed.status_code == 403  # the same code again: refused
 
 
 def test_users_without_a_second_factor_ignore_the_field(base_url: str) -> None:
-    resp, _ = post_login(base_url, "bob", "bob-demo", "")
+    resp, _took = post_login(base_url, "bob", "bob-demo", "")
     assert resp.status_code == 302
 
 
@@ -131,7 +131,7 @@ def test_failures_take_the_same_time_whether_the_user_exists_or_not(base_url: st
     ghost = f"ghost{uuid.uuid4().hex[:8]}"
     existing: list[float] = []
     unknown: list[float] = []
-    for _ in range(3):  # interleaved; 3 stays under the per-name limit
+    for _i in range(3):  # interleaved; 3 stays under the per-name limit
         resp, took = post_login(base_url, "mallory", "not-her-password")
         assert resp.status_code == 403
         existing.append(took)
@@ -151,7 +151,7 @@ def test_failures_take_the_same_time_whether_the_user_exists_or_not(base_url: st
 def test_a_name_that_keeps_failing_is_refused(base_url: str, pam_config: dict[str, Any]) -> None:
     limit = int(pam_config["login_failures_per_user"])
     ghost = f"ghost{uuid.uuid4().hex[:8]}"
-    for _ in range(limit):
+    for _i in range(limit):
         assert post_login(base_url, ghost, "guess")[0].status_code == 403
     resp, took = post_login(base_url, ghost, "guess")
     assert resp.status_code == 429
@@ -164,7 +164,7 @@ def test_a_name_that_keeps_failing_is_refused(base_url: str, pam_config: dict[st
 def test_failed_logins_are_logged_with_the_address_and_an_escaped_name(hub: Host, base_url: str) -> None:
     tag = uuid.uuid4().hex[:8]
     forged = "Logged in: root"  # the name stays under 64 characters: logged whole
-    resp, _ = post_login(base_url, f"evil{tag}\n{forged}", "guess")
+    resp, _took = post_login(base_url, f"evil{tag}\n{forged}", "guess")
     assert resp.status_code == 403
     journal = hub.check_output("journalctl --no-pager -o cat -u jupyterhub")
     # Logged by jupyterhub_hpc/pam.py: the hub's log lines name the module ("... pam:<line>] ...").
@@ -206,7 +206,7 @@ def outsiders(hub: Host) -> Iterator[list[tuple[str, str]]]:
             assert "hubusers" not in hub.check_output(f"id -nG {name}").split()
         yield accounts
     finally:
-        for name, _ in accounts:
+        for name, _password in accounts:
             hub.run(f"userdel {name}")
 
 

@@ -20,7 +20,7 @@ def running_job(alice: HubClient, hub: Host) -> str:
     assert resp.status_code in (201, 202), resp.text
     alice.wait_until_ready(timeout=120)
     (line,) = squeue_of(hub, "alice")
-    job_id, _, state, _ = line.split()
+    job_id, _user, state, _node = line.split()
     assert state == "RUNNING"
     return job_id
 
@@ -39,7 +39,8 @@ NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
 IMAGE = {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
 
 
-def logout(alice: HubClient, referer: str | None, fetch: dict[str, str] = NAVIGATION) -> requests.Response:
+def logout(alice: HubClient, referer: str | None, fetch: dict[str, str] | None = None) -> requests.Response:
+    fetch = NAVIGATION if fetch is None else fetch  # what a browser sends when the user opens the page herself
     headers = {**fetch, "Referer": referer} if referer else dict(fetch)
     return alice.session.get(alice.url("/hub/logout"), headers=headers, timeout=60)
 

@@ -18,7 +18,7 @@ def listeners(host: Host) -> dict[int, set[str]]:
     found: dict[int, set[str]] = {}
     for line in host.check_output("ss -Hltn").splitlines():
         local = line.split()[3]
-        address, _, port = local.rpartition(":")
+        address, _sep, port = local.rpartition(":")
         found.setdefault(int(port), set()).add(address.strip("[]"))
     return found
 

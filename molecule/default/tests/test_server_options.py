@@ -91,12 +91,12 @@ def test_api_request_beyond_the_limits_is_refused_with_the_reason(
 
 
 def test_valid_form_request_is_submitted_exactly(alice: HubClient, hub: Host) -> None:
-    status, location, _ = post_form(
+    status, location, _page = post_form(
         alice, account="rrg-demo", time="1.5", cores="2", memory="1024", interface="notebook"
     )
     assert (status, location) == (302, "/hub/spawn-pending/alice")
     alice.wait_until_ready(timeout=120)
-    ((job_id, *_),) = (line.split() for line in squeue_of(hub, "alice"))
+    ((job_id, *_rest),) = (line.split() for line in squeue_of(hub, "alice"))
     fields = dict(
         item.split("=", 1) for item in hub.check_output(f"scontrol show job -o {job_id}").split() if "=" in item
     )
@@ -150,7 +150,7 @@ def test_an_api_requests_job_script_holds_the_validated_values_only(alice: HubCl
     resp = alice.start_server({"account": "def-alice", "cores": 2, "memory": "1G", "time": 1.5, "interface": "lab"})
     assert resp.status_code in (201, 202), resp.text
     alice.wait_until_ready(timeout=120)
-    ((job_id, *_),) = (line.split() for line in squeue_of(hub, "alice"))
+    ((job_id, *_rest),) = (line.split() for line in squeue_of(hub, "alice"))
     script = hub.check_output(f"scontrol write batch_script {job_id} -")
     # "#SBATCH --name=value", or a flag ("--no-requeue") with the value "".
     directives = dict((*line.split("=", 1), "")[:2] for line in script.splitlines() if line.startswith("#SBATCH "))

@@ -83,7 +83,7 @@ def test_a_package_not_in_the_wheelhouse_fails_at_once(session: HubClient) -> No
         "print(r.stdout + r.stderr)\n"
     )
     out = session.execute(code, timeout=180)
-    first, _, rest = out.partition("\n")
+    first, _sep, rest = out.partition("\n")
     returncode, seconds = first.split()
     print("pip failed in", seconds, "s:", rest.strip()[-300:])
     assert returncode == "1"

@@ -53,7 +53,7 @@ def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
     try:
         jobs = squeue_of(hub, user)
         assert len(jobs) == 1, jobs
-        job_id, _, state, node = jobs[0].split()
+        job_id, _user, state, node = jobs[0].split()
         assert state == "RUNNING" and node == host_of(model, node_type)
         show = hub.check_output(f"scontrol show job {job_id}")
         fields = dict(re.findall(r"(\w+)=(\S+)", show))

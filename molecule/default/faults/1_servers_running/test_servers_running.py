@@ -16,6 +16,6 @@ def test_users_have_running_servers(base_url: str, hub: Host) -> None:
     jobs = {}
     for name, client in users.items():
         client.wait_until_ready(timeout=120)
-        ((job, *_),) = (line.split() for line in squeue_of(hub, name))
+        ((job, *_rest),) = (line.split() for line in squeue_of(hub, name))
         jobs[name] = job
     save("servers", {"users": {name: {"token": c.token, "job": jobs[name]} for name, c in users.items()}})

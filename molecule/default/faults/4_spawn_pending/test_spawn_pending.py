@@ -14,5 +14,5 @@ def test_a_spawn_is_pending(base_url: str, hub: Host) -> None:
     carol.create_token(note="fault steps")
     assert carol.start_server({"account": "def-carol"}).status_code == 202
     wait_for(lambda: [line.split()[2] for line in squeue_of(hub, "carol")] == ["PENDING"], timeout=30)
-    ((job, *_),) = (line.split() for line in squeue_of(hub, "carol"))
+    ((job, *_rest),) = (line.split() for line in squeue_of(hub, "carol"))
     save("pending", {"token": carol.token, "job": job})

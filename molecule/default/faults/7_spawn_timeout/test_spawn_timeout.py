@@ -24,7 +24,7 @@ def test_a_spawn_past_its_timeout_is_explained_and_its_job_cancelled(
     submit_form(page, account="def-carol")
     page.wait_for_url(re.compile(r".*/hub/spawn-pending/carol.*"), timeout=30_000)
     wait_for(lambda: squeue_of(hub, "carol"), timeout=30)
-    ((job, *_),) = (line.split() for line in squeue_of(hub, "carol"))
+    ((job, *_rest),) = (line.split() for line in squeue_of(hub, "carol"))
     events = watch_progress(page, re.compile(r"/user/carol/"), timeout=70)
     took = time.monotonic() - start
     print(f"spawn failed {took:.1f} s after the request; events: {events}")

@@ -5,5 +5,5 @@ in alice's origin (jupyterhub_hpc.names.subdomain_hook)."""
 
 from jupyterhub_hpc.names import subdomain_hook
 
-c = get_config()  # type: ignore[name-defined]  # noqa: F821
+c = get_config()  # type: ignore[name-defined]  # noqa: F821  # pylint: disable=undefined-variable
 c.JupyterHub.subdomain_hook = subdomain_hook

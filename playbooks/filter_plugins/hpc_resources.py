@@ -1,0 +1,1 @@
+../../filter_plugins/hpc_resources.py
