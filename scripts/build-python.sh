@@ -37,6 +37,7 @@ build() { # version prefix destdir [configure flags...]: configure --prefix=pref
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" RETURN
   local src_suite=${suite[$version]} host_suite mirror apt
+  # shellcheck disable=SC1091
   host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
   mirror=${JUPYTERHUB_HPC_DEBIAN_MIRROR:-$(apt-cache policy | awk -v s="$host_suite/main" '$3 == s {print $2; exit}')}
   [ -n "$mirror" ] || { echo "build-python: no Debian mirror in apt's sources; set JUPYTERHUB_HPC_DEBIAN_MIRROR" >&2; exit 1; }
@@ -48,7 +49,7 @@ build() { # version prefix destdir [configure flags...]: configure --prefix=pref
     -o "APT::Sandbox::User=root" -qq)
   apt-get "${aptopts[@]}" update
   (cd "$tmp/src" && apt-get "${aptopts[@]}" source --download-only "python$minor" >/dev/null)
-  local orig; orig=$(ls "$tmp"/src/python"$minor"_"$version".orig.tar.* | grep -v '\.asc$')
+  local orig; orig=$(find "$tmp/src" -maxdepth 1 -name "python${minor}_${version}.orig.tar.*" ! -name '*.asc')
   echo "${sha[$version]}  $orig" | sha256sum -c --strict --quiet - ||
     { echo "build-python: $orig is not CPython $version as pinned" >&2; exit 1; }
   tar -xf "$orig" -C "$tmp/cpython" --strip-components=1
