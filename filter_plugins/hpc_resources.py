@@ -1,10 +1,11 @@
 """Ansible filters over the cluster's resource rules: a thin adapter over the package ``jupyterhub_hpc``.
 
 The rules live once, in the project's Python package, which the hub runs too: ``units`` (the grammar of values),
-``cluster_rules`` (the inventory's cluster model), ``request_rules`` (a user's request) and ``apps`` (the users'
-applications), under ``src/jupyterhub_hpc/``. This plugin only exposes them to playbooks under stable filter names,
-answers JSON data (the package's frozen ``Cluster`` and ``Request`` as their ``to_data()``), and turns
-``ResourceError`` into ``AnsibleFilterError`` with the same message. A ``cluster`` argument is always the
+``cluster_rules`` (the inventory's cluster model), ``request_rules`` (a user's request), ``apps`` (the users'
+applications), ``names`` (user names) and ``networks`` (the compute nodes' networks), under
+``src/jupyterhub_hpc/``. This plugin only exposes them to playbooks under stable filter names, answers JSON data (the
+package's frozen ``Cluster`` and ``Request`` as their ``to_data()``), and turns ``ResourceError`` into
+``AnsibleFilterError`` with the same message. A ``cluster`` argument is always the
 inventory's raw ``hpc_cluster``. The package must be installed in the Python that runs Ansible
 (``scripts/bootstrap.sh`` installs it into the controller's virtualenv).
 """
@@ -23,6 +24,7 @@ try:
     from jupyterhub_hpc import apps as _apps
     from jupyterhub_hpc import cluster_rules as _cluster
     from jupyterhub_hpc import names as _names
+    from jupyterhub_hpc import networks as _networks
     from jupyterhub_hpc import request_rules as _request
     from jupyterhub_hpc import units as _units
 except ImportError as err:  # told by the filter when a play uses it, not as Ansible's "no filter named ..."
@@ -58,6 +60,11 @@ def _username_pattern(pattern: Any, path: str = "jupyterhub_username_pattern") -
     return str(_names.check_username_pattern(pattern, path))
 
 
+def _networks_checked(networks: Any, path: str = "jupyterhub_api_allowed_networks") -> list[str]:
+    """The networks of a list of CIDR strings, normalized (jupyterhub_hpc.networks.check_networks)."""
+    return list(_networks.check_networks(networks, path))
+
+
 def _refused_usernames(names: Any, pattern: Any = None) -> list[str]:
     """The names of a list that the user-name rule refuses by ``pattern``, or by the rule's floor alone when there is
     none (jupyterhub_hpc.names.refused_usernames)."""
@@ -77,6 +84,7 @@ FILTERS: dict[str, str | Callable[..., Any]] = {
     "hpc_server_proxy_apps": _server_proxy_apps,
     "hpc_username_pattern": _username_pattern,
     "hpc_refused_usernames": _refused_usernames,
+    "hpc_networks": _networks_checked,
 }
 
 

@@ -65,8 +65,8 @@ def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty collections path with the collection installed from its tarball; its dependencies (community.crypto,
-    community.docker) are those the pinned `ansible` package bundles (--offline: no Galaxy)."""
+    """An empty collections path with the collection installed from its tarball; its dependencies (ansible.posix,
+    community.crypto, community.docker) are those the pinned `ansible` package bundles (--offline: no Galaxy)."""
     collections = tmp_path_factory.mktemp("collections")
     done = run(
         "ansible-galaxy", "collection", "install", "--offline", "-p", str(collections), str(tarball), cwd=collections
@@ -119,7 +119,7 @@ def test_the_tarball_holds_the_collection_and_not_the_checkouts_tooling(tarball:
     assert not [name for name, member in members.items() if member.issym() and name.startswith("inventories/")]
     info = manifest["collection_info"]
     assert (info["namespace"], info["name"]) == ("jupyterhub_hpc", "hub")
-    assert set(info["dependencies"]) == {"community.crypto", "community.docker"}
+    assert set(info["dependencies"]) == {"ansible.posix", "community.crypto", "community.docker"}
 
 
 def test_one_version_everywhere() -> None:

@@ -401,6 +401,7 @@ def test_filters_raise_ansible_filter_error_with_the_same_text() -> None:
         "hpc_fitting_node_types",
         "hpc_gpu_choices",
         "hpc_memory_mb",
+        "hpc_networks",
         "hpc_refused_usernames",
         "hpc_server_proxy_apps",
         "hpc_slurm_time",

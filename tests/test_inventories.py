@@ -306,6 +306,25 @@ def test_preflight_refuses_an_oath_users_file_the_hub_cannot_write() -> None:
     assert "jupyterhub_pam_oath_users_file (/etc/users.oath) must be an absolute path outside /etc" in run.stdout
 
 
+def test_preflight_refuses_a_compute_network_firewalld_could_not_be_given() -> None:
+    networks = {"jupyterhub_api_allowed_networks": ["10.20.0.0/16", "10.30.0.1/16", "compute"]}
+    run = ansible_playbook("-i", "inventories/demo", "playbooks/preflight.yml", "-e", json.dumps(networks))
+    assert run.returncode != 0
+    assert "nothing was deployed" in run.stdout
+    assert "jupyterhub_api_allowed_networks[1]: '10.30.0.1/16' has host bits set (the network is 10.30.0.0/16)" in (
+        run.stdout
+    )
+    assert "jupyterhub_api_allowed_networks[2]: 'compute' is not a network in CIDR form" in run.stdout
+    accepted = ansible_playbook(
+        "-i",
+        "inventories/demo",
+        "playbooks/preflight.yml",
+        "-e",
+        json.dumps({"jupyterhub_api_allowed_networks": ["10.20.0.0/16"]}),
+    )
+    assert accepted.returncode == 0, accepted.stdout[-3000:]
+
+
 @pytest.mark.parametrize("umask", [18, "022 ; id", "0888"])
 def test_preflight_refuses_a_job_umask_the_job_script_cannot_set(umask: object) -> None:
     run = ansible_playbook(
