@@ -31,7 +31,7 @@ placeholder=${placeholder:0:200}
 
 stamp=$({
   cat environments/kernel.lock.txt environments/conda/*.lock.txt environments/conda/sources.txt \
-    scripts/build-conda-channel.sh scripts/conda_channel.py
+    scripts/build-conda-channel.sh scripts/conda_channel.py scripts/lock_platforms.py
 } | sha256sum | cut -c1-16)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -f "$out/channel.tar" ] &&
   [ -f "$out/conda-installer.sh.sha256" ]; then
@@ -67,9 +67,11 @@ if [ ! -f "$py_stage/.done" ]; then
 fi
 
 log "packages"
-# Every wheel and sdist by its hash, from the package index.
+# Every wheel and sdist by its hash, from the package index. The wheels are this python's (CPython 3.11, x86_64,
+# glibc 2.28 or newer), whatever the controller's own: the kernel lock names 3.13's wheels too.
+read -ra target <<<"$("$tools/bin/python" scripts/lock_platforms.py pip-flags "${py_version%.*}")"
 for lock in environments/kernel.lock.txt environments/conda/base.lock.txt environments/conda/extra.lock.txt; do
-  "$tools/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes \
+  "$tools/bin/pip" download -q --disable-pip-version-check --no-deps --require-hashes "${target[@]}" \
     -r "$lock" -d "$tmp/wheels" 2>&1 | { grep -v '^WARNING: Location' || true; }
 done
 "$tools/bin/pip" download -q --disable-pip-version-check --no-deps --no-build-isolation --require-hashes \

