@@ -7,7 +7,7 @@
 #                                (environments/conda/extra.lock.txt) and conda's own packages (environments/conda/)
 #   conda-installer.sh(.sha256)  a Miniconda-style batch installer (`bash conda-installer.sh -b -p PREFIX`): conda
 #                                24.7.1, as conda-lock vendors it, on that python
-# Inputs: the package index (wheels and sdists by hash), Debian's archive (the python3.11 source package, through a
+# Inputs: the package index (wheels and sdists by hash), Debian's archive (the python3.13 source package, through a
 # private apt configuration: the system's sources are not touched) and Debian's build dependencies. Rebuilt only
 # when an input changes (a stamp, as build-wheelhouse.sh); the compiled CPython is cached by its own inputs.
 # The tools (py-rattler, conda-package-handling) live in a venv of their own, build/conda/tools.
@@ -47,7 +47,7 @@ if ! cmp -s <(cat environments/conda/tools.lock.txt environments/conda/sources.t
   rm -rf "$tools"
   "$python" -m venv "$tools"
   "$tools/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps \
-    -r environments/conda/tools.lock.txt -r <(grep '^wheel==' environments/conda/sources.txt) 2>&1 |
+    -r environments/conda/tools.lock.txt -r <(grep -E '^(wheel|setuptools)==' environments/conda/sources.txt) 2>&1 |
     { grep -v '^WARNING: Location' || true; }
   cat environments/conda/tools.lock.txt environments/conda/sources.txt >"$tools/.locks"
 fi
@@ -67,8 +67,8 @@ if [ ! -f "$py_stage/.done" ]; then
 fi
 
 log "packages"
-# Every wheel and sdist by its hash, from the package index. The wheels are this python's (CPython 3.11, x86_64,
-# glibc 2.28 or newer), whatever the controller's own: the kernel lock names 3.13's wheels too.
+# Every wheel and sdist by its hash, from the package index. The wheels are this python's (CPython 3.13, x86_64,
+# glibc 2.28 or newer), whatever the controller's own: the kernel lock names 3.11's wheels too.
 read -ra target <<<"$("$tools/bin/python" scripts/lock_platforms.py pip-flags "${py_version%.*}")"
 for lock in environments/kernel.lock.txt environments/conda/base.lock.txt environments/conda/extra.lock.txt; do
   "$tools/bin/pip" download -q --disable-pip-version-check --no-deps --require-hashes "${target[@]}" \

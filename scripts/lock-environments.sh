@@ -6,7 +6,7 @@
 #       with glibc 2.28 or newer (EL 8 too), wheels only, manylinux_2_28 or older. uv resolves for 3.11 and glibc
 #       2.28, then scripts/lock_platforms.py checks that 3.13 needs nothing else within those pins and writes, for
 #       each package, the hashes of the wheel pip picks for each Python (what build-wheelhouse.sh downloads).
-#   conda/base, conda/extra: for the conda channel's own python (CPython 3.11.2, scripts/build-conda-channel.sh),
+#   conda/base, conda/extra: for the conda channel's own python (CPython 3.13.5, scripts/build-conda-channel.sh),
 #       glibc 2.28 too; conda/tools: the tools venv of build-conda-channel.sh, on the controller's Python (3.13 or
 #       3.11): pins resolved for 3.11, hashes for both
 #   dev: requirements-dev.in -> requirements-dev.txt, the controller's tools (bootstrap.sh installs it), for the
@@ -39,8 +39,8 @@ for t in "${targets[@]}"; do
     dev) compile dev requirements-dev.in requirements-dev.txt --python-version 3.13 \
       --python-platform x86_64-manylinux_2_36 ;;
     conda/base | conda/extra)
-      compile "$t" "environments/$t.in" "environments/$t.lock.txt" "${host[@]}"
-      "$python" scripts/lock_platforms.py hashes "environments/$t.lock.txt" --python 3.11 ;;
+      compile "$t" "environments/$t.in" "environments/$t.lock.txt" --python-version 3.13 "${host[@]:2}"
+      "$python" scripts/lock_platforms.py hashes "environments/$t.lock.txt" --python 3.13 ;;
     conda/tools)
       compile "$t" "environments/$t.in" "environments/$t.lock.txt" "${host[@]}"
       "$python" scripts/lock_platforms.py hashes "environments/$t.lock.txt" --python 3.11 --python 3.13 \
