@@ -117,7 +117,7 @@ def wheels_per_python(lock: Path, pythons: list[str]) -> dict[str, dict[str, tup
     for python in pythons:
         floor = chosen(pinned, python)
         newest = chosen(pinned, python, GLIBC_NEWEST)
-        for name, (wheel, _) in sorted(floor.items()):
+        for name, (wheel, _hash) in sorted(floor.items()):
             if _pure(wheel) and not _pure(newest[name][0]):
                 refused.append(
                     f"{name}: on CPython {python} with glibc 2.{GLIBC_FLOOR} only its pure-Python wheel ({wheel}) "
@@ -227,7 +227,7 @@ def main() -> None:
         wheels = wheels_per_python(args.lock, pythons)
         rewrite(args.lock, wheels, unneeded)
         counts = ", ".join(f"{len(w)} wheels for {p}" for p, w in wheels.items())
-        print(f"{args.lock}: {counts} ({len({h for w in wheels.values() for _, h in w.values()})} distinct)")
+        print(f"{args.lock}: {counts} ({len({h for w in wheels.values() for _wheel, h in w.values()})} distinct)")
 
 
 if __name__ == "__main__":
