@@ -252,7 +252,10 @@ def test_a_large_body_does_not_stall_the_hub(base_url: str) -> None:
         f"max {max(latencies) * 1000:.1f} ms over {len(latencies)} checks"
     )
     assert max(latencies) < 0.1, latencies
-    assert all(code in (0, 400, 413, 502) for code in codes), codes
+    # 400/413: the hub's own refusal; 0: the connection closed while the body was still being sent; 502/503: the
+    # proxy's answer when the hub cut the connection before the proxy had sent it the whole body (CHP answers 503 to
+    # an upstream that hangs up; which of these comes first is a race, 503 twice in three on Python 3.13).
+    assert all(code in (0, 400, 413, 502, 503) for code in codes), codes
 
 
 # -- 8. a server that no longer answers -------------------------------------------------------------------------
