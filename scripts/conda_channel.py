@@ -297,6 +297,15 @@ def conda_package(conda_lock_wheel: Path, out: Path, depends: list[str]) -> Path
                     data = re.sub(rb"conda_lock\.(_)?vendor\.conda\b", b"conda", data)
                 target.write_bytes(data)
                 target.chmod(0o644)
+        # conda 24.7.1 takes logging's lock with logging._acquireLock()/_releaseLock(), which Python 3.13 removed
+        # (the channel's python is 3.13; later condas take logging._lock itself, as this does).
+        io = dest / "common" / "io.py"
+        text = io.read_text()
+        patched = text.replace("logging._acquireLock()", "logging._lock.acquire()")
+        patched = patched.replace("logging._releaseLock()", "logging._lock.release()")
+        if patched == text:
+            raise SystemExit("conda's common/io.py no longer calls logging._acquireLock: drop the patch")
+        io.write_text(patched)
         version = re.search(r"__version__ = version = '([^']+)'", (dest / "_version.py").read_text())
         if version is None:
             raise SystemExit("conda-lock's vendored conda has no version")
