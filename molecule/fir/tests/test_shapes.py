@@ -57,7 +57,8 @@ def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
         assert state == "RUNNING" and node == host_of(model, node_type)
         show = hub.check_output(f"scontrol show job {job_id}")
         fields = dict(re.findall(r"(\w+)=(\S+)", show))
-        tres = dict(item.split("=", 1) for item in fields["TRES"].split(","))
+        # Slurm 24.11 prints what the job holds as AllocTRES (22.05: TRES).
+        tres = dict(item.split("=", 1) for item in (fields.get("AllocTRES") or fields["TRES"]).split(","))
         assert int(tres["cpu"]) == cores, show
         assert memory_mb(tres["mem"]) == memory, show
         assert tres[f"gres/gpu:{gpu_type}"] == "1" and tres["gres/gpu"] == "1", show
