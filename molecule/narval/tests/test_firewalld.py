@@ -1,13 +1,11 @@
-"""Scenario narval with firewalld running on the hub (its prepare turns it on; the image has the package, disabled):
-the roles open exactly the proxy's public ports to everyone and the hub's API port to the compute nodes' networks
-(jupyterhub_api_allowed_networks: rich rules, role jupyterhub), and nothing else.
+"""Scenario narval with firewalld running on the hub (prepare.yml turns it on before the site's play, as EL hosts
+have it): the roles open exactly the proxy's public ports to everyone and the hub's API port to the compute nodes'
+networks (jupyterhub_api_allowed_networks: rich rules, role jupyterhub), and nothing else.
 
-* A compute node reaches the hub's API (the users' servers report to it there).
+* A compute node reaches the hub's API (the users' servers report to it there), and is refused it once the roles'
+  rule is taken out of the running firewall (the rule is what lets it in, not an open default).
 * A port that listens on the hub but that no role opened is refused to a compute node: the test starts a listener
-  on every address of the hub, checks it answers on the hub itself, and connects to it from the compute node.
-
-Skipped (reported as such) while the scenario runs without firewalld: firewalld.service fails to start in the
-scenario's hub container (seen 2026-12-07 with NET_ADMIN; privileged not tried), molecule/README.md."""
+  on every address of the hub, checks it answers on the hub itself, and connects to it from the compute node."""
 
 from __future__ import annotations
 
@@ -45,11 +43,10 @@ def ipv4(host: Host) -> str:
 
 @pytest.fixture(scope="module")
 def firewalld(hub: Host) -> None:
-    # Reported as SKIPPED (never as passed) until the scenario starts firewalld: it does not start in our containers
-    # yet (molecule/README.md).
-    if not hub.service("firewalld").is_enabled:
-        pytest.skip("NOT RUN: firewalld is not enabled on the hub (it does not start in the scenario's containers yet)")
+    # The scenario's prepare enables it: a firewalld that is off here is a failure, never a skip.
+    assert hub.service("firewalld").is_enabled, "firewalld is not enabled on the hub (narval/prepare.yml)"
     assert hub.service("firewalld").is_running, "firewalld is enabled on the hub but does not run"
+    assert hub.check_output("firewall-cmd --state") == "running"
 
 
 @pytest.fixture
@@ -72,8 +69,8 @@ def test_firewalld_holds_the_roles_rules_and_no_other_opening_of_the_api(
     hub: Host, node: Host, firewalld: None
 ) -> None:
     runtime_ports = set(hub.check_output("firewall-cmd --list-ports").split())
-    assert runtime_ports >= PUBLIC_PORTS
-    assert f"{API_PORT}/tcp" not in runtime_ports
+    # Exactly the proxy's ports: the API's port is not open to every source.
+    assert runtime_ports == PUBLIC_PORTS
     runtime_rules = hub.check_output("firewall-cmd --list-rich-rules")
     # Permanent and immediate: the saved configuration is the running one.
     assert set(hub.check_output("firewall-cmd --permanent --list-ports").split()) == runtime_ports
@@ -95,6 +92,21 @@ def test_a_compute_node_reaches_the_hubs_api(node: Host, firewalld: None) -> Non
         f"print(u.urlopen('http://{HUB}:{API_PORT}/hub/health', timeout=10).status)\""
     )
     assert health.stdout.strip() == "200", health.stderr
+
+
+def test_the_api_is_refused_to_a_compute_node_without_the_roles_rule(hub: Host, node: Host, firewalld: None) -> None:
+    rules = API_RULE.finditer(hub.check_output("firewall-cmd --list-rich-rules"))
+    removed = [match.group(0) for match in rules]
+    assert removed
+    try:
+        for rule in removed:  # from the running firewall only; its saved configuration keeps them
+            hub.check_output(f"firewall-cmd --remove-rich-rule='{rule}'")
+        rc, error = connect(node, HUB, API_PORT)
+        assert rc != 0, f"the hub's API port {API_PORT} is open to a compute node without the roles' rule"
+        assert re.search(r"no route to host|timed out|refused", error, re.I), error
+    finally:
+        hub.check_output("firewall-cmd --reload")  # the saved rules, back in the running firewall
+    assert connect(node, HUB, API_PORT)[0] == 0
 
 
 def test_a_port_no_role_opened_is_refused_to_a_compute_node(hub: Host, node: Host, firewalld: None, probe: int) -> None:
