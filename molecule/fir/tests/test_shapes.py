@@ -64,7 +64,8 @@ def test_a_gpu_spawn_runs_on_its_node_type_with_exactly_the_requested_tres(
         assert tres[f"gres/gpu:{gpu_type}"] == "1" and tres["gres/gpu"] == "1", show
         # No other GPU type, no other GRES.
         assert sorted(k for k in tres if k.startswith("gres/")) == ["gres/gpu", f"gres/gpu:{gpu_type}"], show
-        assert fields["TresPerNode"] == f"gres:gpu:{gpu_type}:1", show
+        # Slurm 24.11 spells the GRES as a TRES (gres/gpu:...; 22.05: gres:gpu:...).
+        assert fields["TresPerNode"] in (f"gres/gpu:{gpu_type}:1", f"gres:gpu:{gpu_type}:1"), show
         assert fields["NumNodes"] == "1" and fields["NodeList"] == host_of(model, node_type)
     finally:
         client.stop_server()

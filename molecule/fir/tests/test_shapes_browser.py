@@ -38,6 +38,7 @@ def test_a_gpu_picked_on_the_form_lands_in_jupyterlab_on_its_node(
         ((job_id, _user, state, node),) = (line.split() for line in squeue_of(hub, "bob"))
         assert state == "RUNNING" and node == host_of(model, node_type)
         show = hub.check_output(f"scontrol show job {job_id}")
-        assert f"TresPerNode=gres:gpu:{gpu_type}:1" in show, show
+        # Slurm 24.11 spells the GRES as a TRES (gres/gpu:...; 22.05: gres:gpu:...).
+        assert re.search(rf"TresPerNode=gres[/:]gpu:{re.escape(gpu_type)}:1\b", show), show
     finally:
         HubClient.fresh(base_url, "bob", "bob-demo", "shapes browser clean-up", verify=False)
