@@ -261,15 +261,14 @@ def recording_scancel(tmp_path: Path, cancelled: Path) -> str:
 
 def pending_job_spawner(tmp_path: Path, cancelled: Path, **config: Any) -> HPCSlurmSpawner:
     """sbatch answers job 7, which stays pending; scancel appends the job id to ``cancelled``."""
-    return spawner(
-        tmp_path,
-        batch_submit_cmd=fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
-        job_board_cmd=fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
-        job_board_interval=0.1,
-        cancel_cmd=recording_scancel(tmp_path, cancelled),
-        job_watch_interval=0.2,
-        **config,
-    )
+    settings: dict[str, Any] = {
+        "batch_submit_cmd": fake(tmp_path, "sbatch", "cat >/dev/null; echo 7"),
+        "job_board_cmd": fake(tmp_path, "squeue-all", "echo '7 PENDING n/a'") + " {job_ids}",
+        "job_board_interval": 0.1,
+        "cancel_cmd": recording_scancel(tmp_path, cancelled),
+        "job_watch_interval": 0.2,
+    }
+    return spawner(tmp_path, **{**settings, **config})
 
 
 def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path: Path) -> None:
@@ -352,7 +351,7 @@ def test_an_interrupted_start_leaves_no_job_behind(tmp_path: Path) -> None:
 def test_the_hubs_own_queries_start_with_the_one_squeue_setting(tmp_path: Path) -> None:
     ledger = str(tmp_path / "jobs.json")
     s = HubServices(squeue="/opt/slurm/bin/squeue", job_ledger_file=ledger)
-    assert s.job_board_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B'"
+    assert s.job_board_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_ids} --format='%i %T %B %S %r'"
     assert s.pending_reason_cmd == "/opt/slurm/bin/squeue --noheader --jobs={job_id} --format=%r"
     assert s.lost_jobs_cmd == "/opt/slurm/bin/squeue --noheader --user={username} --name=jupyterhub --format=%i"
     assert HubServices(job_ledger_file=ledger).job_board_cmd.startswith("/usr/bin/squeue ")

@@ -34,7 +34,8 @@ class JobBoard:
         self.rounds = 0
 
     async def status(self, job_id: str) -> str | None:
-        """The job's '%T %B' line; "" if Slurm does not list it; None if squeue failed (no answer)."""
+        """The job's '%T %B %S %r' line (job_board_cmd's format, after the id); "" if Slurm does not list it;
+        None if squeue failed (no answer)."""
         self._wanted.add(job_id)
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()

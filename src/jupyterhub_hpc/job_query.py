@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Literal
 
 from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_state import JobState
+from jupyterhub_hpc.queue_wait import waiting_message
 from jupyterhub_hpc.services import CommandNoAnswer, HubServices, SlurmRefused
 
 #: What one look at the job found.
 Seen = Literal["running", "pending", "gone", "unknown"]
 
-# The start's progress messages (batchspawner's words), translated as they are sent.
-PENDING_MESSAGE = N_("Pending in queue...")
+# The start's progress messages (batchspawner's words), translated as they are sent; a pending job's is
+# queue_wait's.
 RUNNING_MESSAGE = N_("Cluster job running... waiting to connect")
 UNKNOWN_MESSAGE = N_("Unknown status...")
 
@@ -77,11 +79,12 @@ async def _ask_as_user(services: HubServices, job: JobState, user_query: str) ->
 
 async def progress(current: Callable[[], JobState]) -> AsyncIterator[dict[str, str]]:
     """A starting server's progress, each second, from its job's record (``current()``), in the language of the page
-    that shows it; ends once the job runs (the port and the server's answer are JupyterHub's to show)."""
+    that shows it; ends once the job runs (the port and the server's answer are JupyterHub's to show). While the
+    job is pending: Slurm's reason and expected start, as the job board last saw them (queue_wait)."""
     while True:
         job = current()
         if job.pending:
-            yield {"message": _(PENDING_MESSAGE)}
+            yield {"message": waiting_message(job, datetime.now())}
         elif job.running:
             yield {"message": _(RUNNING_MESSAGE)}
             return

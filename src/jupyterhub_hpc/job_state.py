@@ -1,8 +1,9 @@
 """One server's Slurm job as the hub knows it: one small typed record, the only thing a spawner saves.
 
 ``JobState`` holds the job's id ("" when the server has none), Slurm's last state and node for it (squeue's
-``%T %B``), why it is pending (squeue's ``%r``, when asked), and how the user's previous server ended (``JobEnd``,
-told on the next form). It is replaced, never changed in place: each answer of Slurm makes a new record.
+``%T %B``), when Slurm expects a pending job to start and why it waits (the job board's ``%S %r``, after them), and how
+the user's previous server ended (``JobEnd``, told on the next form). It is replaced, never changed in place: each
+answer of Slurm makes a new record.
 
 Every part is Slurm's word checked against a pattern and a length, here, once: whatever a saved state or a command's
 output holds, a record only ever carries a job id of digits, a state of capitals and a node name. Saved states of
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from jupyterhub_hpc.job_end import ENDED_STATES, JobEnd
@@ -23,6 +25,9 @@ from jupyterhub_hpc.ledger import JOB_ID
 _STATE = re.compile(r"[A-Z_]{1,32}")
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REASON = re.compile(r"[A-Za-z0-9_(),.:=/ -]{1,120}")
+#: squeue's %S: a start time (the hub's local time, ISO 8601 without a zone), or what it prints for none.
+_START = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+_NO_START = frozenset({"N/A", "Unknown", "None"})
 
 #: Slurm's states of a job that has not started yet, and of one that runs (squeue's %T), as batchspawner's
 #: SlurmSpawner reads them; any other state a job is listed under (SUSPENDED, ...) says nothing yet.
@@ -38,6 +43,7 @@ class JobState:
     state: str = ""
     node: str = ""
     reason: str = ""
+    start: str = ""  # squeue's %S for the job, checked: "" when Slurm has none
     end: JobEnd | None = None
 
     @classmethod
@@ -48,11 +54,17 @@ class JobState:
         return cls(job_id)
 
     def seen(self, line: str) -> JobState:
-        """This job with Slurm's ``%T %B`` line for it (a part of another shape is dropped)."""
-        fields = line.split()
+        """This job with Slurm's line for it: ``%T %B`` (the user's query), or the board's ``%T %B %S %r`` (the
+        reason last: it may hold spaces). A part of another shape is dropped, and the start and reason are
+        Slurm's latest or none."""
+        fields = line.split(maxsplit=3)
         state = fields[0] if fields and _STATE.fullmatch(fields[0]) else ""
-        node = fields[1] if state and len(fields) == 2 and _NODE.fullmatch(fields[1]) else ""
-        return replace(self, state=state, node=node)
+        board = len(fields) == 4 and bool(_START.fullmatch(fields[2]) or fields[2] in _NO_START)
+        shaped = bool(state) and (len(fields) == 2 or board)
+        node = fields[1] if shaped and _NODE.fullmatch(fields[1]) else ""
+        start = fields[2] if shaped and len(fields) == 4 and _START.fullmatch(fields[2]) else ""
+        reason = fields[3].strip() if shaped and len(fields) == 4 and _REASON.fullmatch(fields[3].strip()) else ""
+        return replace(self, state=state, node=node, start=start, reason=reason)
 
     def pending_because(self, reason: str) -> JobState:
         reason = reason.strip()
@@ -65,6 +77,11 @@ class JobState:
     @property
     def pending(self) -> bool:
         return bool(self.id) and self.state in PENDING_STATES
+
+    @property
+    def expected_start(self) -> datetime | None:
+        """When Slurm expects the pending job to start (the hub's local time), if it said."""
+        return datetime.fromisoformat(self.start) if self.pending and self.start else None
 
     @property
     def ended(self) -> bool:

@@ -145,7 +145,8 @@ class HubServices(SingletonConfigurable):
 
     @default("job_board_cmd")
     def _job_board_cmd_default(self) -> str:
-        return f"{self.squeue} --noheader --jobs={{job_ids}} --format='%i %T %B'"
+        # The reason last: it may hold spaces ("ReqNodeNotAvail, UnavailableNodes:...").
+        return f"{self.squeue} --noheader --jobs={{job_ids}} --format='%i %T %B %S %r'"
 
     @default("job_end_cmd")
     def _job_end_cmd_default(self) -> str:
@@ -223,7 +224,7 @@ class HubServices(SingletonConfigurable):
 
     # -- jobs --------------------------------------------------------------------------------------------------
     async def board_line(self, job_id: str) -> str | None:
-        """The board's ``%T %B`` line for the job; "" if Slurm does not list it; None if it gave no answer or
+        """The board's ``%T %B %S %r`` line for the job; "" if Slurm does not list it; None if it gave no answer or
         there is no board (job_board_cmd empty)."""
         return await self.board.status(job_id) if self.job_board_cmd else None
 

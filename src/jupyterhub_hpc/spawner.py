@@ -281,11 +281,10 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
 
     async def pending_too_long(self, job_id: str, waited: float) -> RuntimeError:
         """A job still pending at the timeout: what the user should know (start() then cancels it)."""
-        reason = (await self.services.pending_reason(job_id)).strip()
-        self.job = self.job.pending_because(reason)
-        self.log.warning(
-            "Job %s of %s still pending after %.0f s (%s): cancelling it", job_id, self.user.name, waited, reason
-        )
+        if self.job.reason in ("", "None"):  # the job board's last reason, else Slurm's now
+            self.job = self.job.pending_because(await self.services.pending_reason(job_id))
+        reason, user = self.job.reason, self.user.name
+        self.log.warning("Job %s of %s pending after %.0f s (%s): cancelling it", job_id, user, waited, reason)
         # The default text is in the catalog; a site's own text has no translation and is shown as written.
         return RuntimeError(
             _(self.timeout_help).format(

@@ -1,6 +1,6 @@
 """Fault 6 (short_spawn_timeout.yml): a job still pending at the spawn timeout (45 s here) is cancelled and the
-user, in the browser, is told why and what to try (the seeds' "Spawn failed: Timeout" causes). Nothing is
-left in the queue."""
+user, in the browser, is told why and what to try (the seeds' "Spawn failed: Timeout" causes); while it waits,
+the page shows Slurm's reason. Nothing is left in the queue."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ def test_a_spawn_past_its_timeout_is_explained_and_its_job_cancelled(
     took = time.monotonic() - start
     print(f"spawn failed {took:.1f} s after the request; events: {events}")
     failure = events[-1]
+    # While it waited, the page said why, from the job board (queue_wait): Slurm's reason, explained.
+    waiting = [event for event in events if event.startswith("Pending in queue")]
+    explained = re.compile(
+        r"Pending in queue: (the nodes it can use are not available .*\(Slurm: (ReqNodeNotAvail|Nodes)"
+        r"|the cores, memory or GPUs it asks for are not free yet \(Slurm: Resources\))"
+    )
+    assert any(explained.match(event) for event in waiting), events
     assert 30 <= took <= 55
     assert failure.startswith(f"Spawn failed: Timeout. Your job {job} was still waiting in the Slurm queue after")
     assert re.search(r"\(Slurm's reason: (ReqNodeNotAvail|Resources|Nodes required for job are DOWN, DRAINED)", failure)
