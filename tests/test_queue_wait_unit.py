@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_spawner_unit import fake, pending_job_spawner
+from test_spawner_unit import fake, pending_job_spawner, timed_out_start
 
 from jupyterhub_hpc import i18n
 from jupyterhub_hpc.job_state import JobState
@@ -105,13 +105,6 @@ def test_the_timeout_tells_the_boards_reason_without_asking_slurm_again(tmp_path
         pending_reason_cmd=fake(tmp_path, "squeue-reason", f"echo asked >{asked}; echo Resources") + " {job_id}",
         pending_timeout=1.0,
     )
-
-    async def start() -> Any:
-        await s.apply_options({"account": "def-alice"})
-        return await s.start()
-
-    with pytest.raises(RuntimeError) as err:
-        asyncio.run(start())
-    assert "(Slurm's reason: QOSMaxCpuPerUserLimit), so it was cancelled." in str(err.value)
+    assert "(Slurm's reason: QOSMaxCpuPerUserLimit), so it was cancelled." in timed_out_start(s)
     assert not asked.exists()
     assert cancelled.read_text().strip() == "7"

@@ -271,6 +271,18 @@ def pending_job_spawner(tmp_path: Path, cancelled: Path, **config: Any) -> HPCSl
     return spawner(tmp_path, **{**settings, **config})
 
 
+def timed_out_start(s: HPCSlurmSpawner) -> str:
+    """Start ``s`` (a pending_job_spawner with a short pending_timeout): the message of the start's failure."""
+
+    async def start() -> Any:
+        await s.apply_options({"account": "def-alice"})
+        return await s.start()
+
+    with pytest.raises(RuntimeError) as err:
+        asyncio.run(start())
+    return str(err.value)
+
+
 def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path: Path) -> None:
     cancelled = tmp_path / "cancelled"
     s = pending_job_spawner(
@@ -279,14 +291,7 @@ def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path:
         pending_reason_cmd=fake(tmp_path, "squeue-reason", "echo Resources") + " {job_id}",
         pending_timeout=1.0,
     )
-
-    async def start() -> Any:
-        await s.apply_options({"account": "def-alice"})
-        return await s.start()
-
-    with pytest.raises(RuntimeError) as err:
-        asyncio.run(start())
-    message = str(err.value)
+    message = timed_out_start(s)
     assert message.startswith("Timeout. Your job 7 was still waiting in the Slurm queue after 1 seconds")
     assert "(Slurm's reason: Resources), so it was cancelled." in message
     assert "ask only for what you need" in message
