@@ -40,7 +40,7 @@ def test_the_boards_line_gives_the_reason_and_the_expected_start() -> None:
     "line",
     [
         "PENDING n/a 2026-12-07T21:02:10 <script>alert(1)</script>",
-        "PENDING n/a 2026-12-07T21:02:10 " + "R" * 121,
+        "PENDING n/a 2026-12-07T21:02:10 " + "R" * 2001,
         "PENDING n/a 2026-12-07T21:02:10 Resources\u202e",
         "PENDING n/a 2026-12-07T21:02:10 {reason}",
     ],
@@ -53,11 +53,42 @@ def test_a_reason_of_another_shape_never_reaches_the_page(line: str) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    ["PENDING n/a tomorrow Resources", "PENDING n/a 2026-12-07T21:02:10;id Resources", "PENDING n/a/x 1 2 3 4"],
+    [
+        "PENDING n/a tomorrow Resources",
+        "PENDING n/a 2026-12-07T21:02:10;id Resources",
+        "PENDING n/a/x 1 2 3 4",
+        "PENDING n/a \u0662\u0660\u0662\u0666-12-07T21:02:10 Resources",  # digits, but not ASCII ones
+    ],
 )
 def test_a_line_of_another_shape_gives_no_start_node_or_reason(line: str) -> None:
     job = pending(line)
     assert (job.state, job.node, job.start, job.reason) == ("PENDING", "", "", "")
+    assert waiting_message(job, NOW) == "Pending in queue..."
+
+
+def test_a_start_of_the_shape_of_a_time_but_no_time_is_left_out() -> None:
+    job = pending("PENDING n/a 2026-13-45T25:00:00 Resources")  # month 13, hour 25
+    assert (job.start, job.expected_start, job.reason) == ("", None, "Resources")
+
+
+def test_the_node_of_a_running_job_does_not_depend_on_what_follows_it() -> None:
+    """A site's board of another shape (SLURM_TIME_FORMAT in a wrapper's environment: a start with a space) keeps
+    the running job's node, which the hub connects to; only the start and reason are left out."""
+    job = pending("RUNNING nc10001 2026-12-07 21:02:10 None")
+    assert (job.running, job.node, job.start, job.reason) == (True, "nc10001", "", "")
+
+
+def test_slurms_node_lists_are_reasons_and_a_long_one_is_cut() -> None:
+    job = pending("PENDING n/a N/A ReqNodeNotAvail, UnavailableNodes:nc[10001-10003,10005]")
+    assert job.reason == "ReqNodeNotAvail, UnavailableNodes:nc[10001-10003,10005]"
+    assert waiting_message(job, NOW).startswith("Pending in queue: the nodes it can use are not available")
+    nodes = ",".join(f"nc[{n}-{n + 1}]" for n in range(10000, 10100, 2))
+    long = pending(f"PENDING n/a N/A ReqNodeNotAvail, UnavailableNodes:{nodes}")
+    assert len(long.reason) == 120 and long.reason.endswith("...")
+    assert long.reason.startswith("ReqNodeNotAvail, UnavailableNodes:nc[10000-10001]")
+    # The timeout's own query gives the same reason, checked the same way.
+    asked = JobState("7", "PENDING").pending_because(f" ReqNodeNotAvail, UnavailableNodes:{nodes}\n")
+    assert asked.reason == long.reason
 
 
 def test_the_page_says_why_and_when_in_english_and_french() -> None:
@@ -73,6 +104,7 @@ def test_the_page_says_why_and_when_in_english_and_french() -> None:
     # Slurm's limits by prefix; a reason not known here is shown as Slurm's word.
     assert explain("QOSMaxGRESPerUser").startswith("a limit of its quality of service")
     assert explain("AssocGrpCpuLimit").startswith("your account's limit")
+    assert explain("QOSNotAllowed") == ""  # not a limit reached: Slurm's own word only
     unknown = pending("PENDING n/a N/A BadConstraints")
     assert waiting_message(unknown, NOW) == "Pending in queue (Slurm: BadConstraints)."
     # Nothing said yet (None, before the scheduler's pass), a start already past: the plain line.

@@ -24,10 +24,31 @@ from jupyterhub_hpc.ledger import JOB_ID
 
 _STATE = re.compile(r"[A-Z_]{1,32}")
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_REASON = re.compile(r"[A-Za-z0-9_(),.:=/ -]{1,120}")
+# Slurm's reasons: words, and node lists in its compressed form ("UnavailableNodes:nc[10001-10003,10005]"); a long
+# one is cut, not dropped.
+_REASON = re.compile(r"[A-Za-z0-9_(),.:=/\[\] -]{1,2000}")
+_REASON_SHOWN = 120
 #: squeue's %S: a start time (the hub's local time, ISO 8601 without a zone), or what it prints for none.
-_START = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+_START = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _NO_START = frozenset({"N/A", "Unknown", "None"})
+
+
+def _checked_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not _REASON.fullmatch(reason):
+        return ""
+    return reason if len(reason) <= _REASON_SHOWN else reason[: _REASON_SHOWN - 3].rstrip() + "..."
+
+
+def _checked_start(start: str) -> str:
+    if not _START.fullmatch(start):
+        return ""
+    try:
+        datetime.fromisoformat(start)
+    except ValueError:  # the shape of a time, not a time (month 13, hour 25)
+        return ""
+    return start
+
 
 #: Slurm's states of a job that has not started yet, and of one that runs (squeue's %T), as batchspawner's
 #: SlurmSpawner reads them; any other state a job is listed under (SUSPENDED, ...) says nothing yet.
@@ -55,20 +76,19 @@ class JobState:
 
     def seen(self, line: str) -> JobState:
         """This job with Slurm's line for it: ``%T %B`` (the user's query), or the board's ``%T %B %S %r`` (the
-        reason last: it may hold spaces). A part of another shape is dropped, and the start and reason are
-        Slurm's latest or none."""
+        reason last: it may hold spaces). State and node are read as before, whatever follows them (a node only
+        from a line of two or four parts); the start and the reason only from a start field of squeue's shape,
+        else none."""
         fields = line.split(maxsplit=3)
         state = fields[0] if fields and _STATE.fullmatch(fields[0]) else ""
-        board = len(fields) == 4 and bool(_START.fullmatch(fields[2]) or fields[2] in _NO_START)
-        shaped = bool(state) and (len(fields) == 2 or board)
-        node = fields[1] if shaped and _NODE.fullmatch(fields[1]) else ""
-        start = fields[2] if shaped and len(fields) == 4 and _START.fullmatch(fields[2]) else ""
-        reason = fields[3].strip() if shaped and len(fields) == 4 and _REASON.fullmatch(fields[3].strip()) else ""
+        node = fields[1] if state and len(fields) in (2, 4) and _NODE.fullmatch(fields[1]) else ""
+        extras = len(fields) == 4 and (_START.fullmatch(fields[2]) or fields[2] in _NO_START)
+        start = _checked_start(fields[2]) if state and extras else ""
+        reason = _checked_reason(fields[3]) if state and extras else ""
         return replace(self, state=state, node=node, start=start, reason=reason)
 
     def pending_because(self, reason: str) -> JobState:
-        reason = reason.strip()
-        return replace(self, reason=reason if _REASON.fullmatch(reason) else "")
+        return replace(self, reason=_checked_reason(reason))
 
     @property
     def running(self) -> bool:

@@ -40,8 +40,11 @@ _PREFIX = (
     ("Nodes_required_for_job_are_DOWN", N_("the nodes it can use are not available (down, drained or reserved)")),
     ("Nodes required for job are DOWN", N_("the nodes it can use are not available (down, drained or reserved)")),
     ("Assoc", N_("your account's limit of running jobs or resources is reached")),
-    ("QOS", N_("a limit of its quality of service (QOS) is reached")),
     ("MaxCpuPer", N_("your account's limit of running jobs or resources is reached")),
+    *(
+        (prefix, N_("a limit of its quality of service (QOS) is reached"))
+        for prefix in ("QOSGrp", "QOSMax", "QOSMin", "QOSJobLimit", "QOSResourceLimit", "QOSTimeLimit")
+    ),
 )
 
 
@@ -69,7 +72,8 @@ def waiting_message(job: JobState, now: datetime) -> str:
             text = _("Pending in queue (Slurm: {reason}).").format(reason=job.reason)
     start = job.expected_start
     if start is not None:
-        minutes = math.ceil((start - now).total_seconds() / 60)
+        # Both as aware times of the hub's zone: a change of daylight saving time between them counts.
+        minutes = math.ceil((start.astimezone() - now.astimezone()).total_seconds() / 60)
         if minutes >= 1:
             text += " " + _("Slurm expects it to start in about {minutes} min.").format(minutes=minutes)
     return text
