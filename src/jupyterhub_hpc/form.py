@@ -17,11 +17,20 @@ from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
 
 
-def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, Any], notice: str = "") -> str:
+def render(
+    model: Cluster,
+    accounts: Sequence[str] | None,
+    prev: Mapping[str, Any],
+    notice: str = "",
+    *,
+    estimate_url: str = "",
+) -> str:
     """The form's HTML for the cluster model (``model.Cluster``), the user's accounts (None:
-    Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
-    previous request (its values are shown again, e.g. after a broken rule) and a notice (why the previous server
-    ended, ``job_end.JobEnd``). Every value shown is escaped."""
+        Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
+        previous request (its values are shown again, e.g. after a broken rule) and a notice (why the previous server
+        ended, ``job_end.JobEnd``). ``estimate_url``: where the page's script asks for Slurm's start estimate (estimate.py;
+    "" for none): a line, hidden until the script fills it, so the form without JavaScript is the same form. Every
+    value shown is escaped."""
     form = model.form
     cluster = html.escape(_("Cluster: {name}")).format(name=f"<strong>{html.escape(model.display_name)}</strong>")
     parts = [f'<p class="hpc-cluster">{cluster}</p>']
@@ -86,6 +95,13 @@ def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, An
     parts.append(
         _field("interface", f'<select class="form-control" name="interface" id="interface">{options}</select>')
     )
+    if estimate_url:
+        asking = html.escape(_("Asking Slurm when this session would start..."))
+        unknown = html.escape(_("Slurm could not estimate when this session would start. You can still press Start."))
+        parts.append(
+            f'<p class="hpc-estimate text-muted" id="hpc-estimate" role="status" aria-live="polite" hidden '
+            f'data-url="{html.escape(estimate_url)}" data-asking="{asking}" data-unknown="{unknown}"></p>'
+        )
     return "\n".join(parts)
 
 

@@ -14,5 +14,6 @@ from typing import Any
 def handlers() -> list[tuple[str, Any]]:
     """The (path, handler) pairs for ``c.JupyterHub.extra_handlers``; imported when the hub loads its configuration
     (JupyterHub's modules are loaded by then)."""
-    found: list[tuple[str, Any]] = []
-    return found
+    from jupyterhub_hpc.estimate import EstimateHandler
+
+    return [(r"/hpc/estimate", EstimateHandler)]

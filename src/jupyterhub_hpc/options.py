@@ -67,6 +67,8 @@ class ServerOptions(LoggingConfigurable):
     default_url: Any
     services: HubServices
     job: JobState
+    hub: Any
+    estimate_cmd: str
 
     _model: Cluster | None = None
     _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
@@ -98,7 +100,8 @@ class ServerOptions(LoggingConfigurable):
             end = await self.services.accounted_end(end)
             self.job = replace(self.job, end=end)
         notice = end.message() if end else ""
-        return form.render(model, accounts, previous, notice)
+        estimate_url = f"{self.hub.base_url}hpc/estimate" if self.estimate_cmd and self.hub else ""
+        return form.render(model, accounts, previous, notice, estimate_url=estimate_url)
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
         """A link to /hub/spawn with options never starts a server (a page of another site, or of another user's

@@ -31,6 +31,7 @@ from traitlets.config import SingletonConfigurable
 
 from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
+from jupyterhub_hpc.estimate_gate import EstimateGate
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.ledger import JOB_ID, JobLedger
@@ -133,6 +134,21 @@ class HubServices(SingletonConfigurable):
         "such names only, and the reconciler runs commands as them.",
     ).tag(config=True)
 
+    estimate_per_minute = Integer(
+        12,
+        min=1,
+        help="Start estimates (sbatch --test-only, estimate.py) one user may ask Slurm for in a minute; the form "
+        "asks after each change of its values, and a repeated request is answered from the cache.",
+    ).tag(config=True)
+
+    estimate_concurrency = Integer(
+        2, min=1, help="Start estimates the hub asks Slurm for at once, all users together; more get 'try again'."
+    ).tag(config=True)
+
+    estimate_cache_seconds = Float(
+        20.0, help="Seconds a user's estimate for the same request is answered again without asking Slurm."
+    ).tag(config=True)
+
     reconcile_interval = Float(
         60.0,
         help="Seconds between two rounds of the reconciler, which cancels the recorded jobs no server owns "
@@ -167,6 +183,7 @@ class HubServices(SingletonConfigurable):
             self.command_concurrency,
         )
         self.reconciler = Reconciler(self)
+        self.estimates = EstimateGate(self.estimate_per_minute, self.estimate_concurrency, self.estimate_cache_seconds)
         self._background: set[asyncio.Future[Any]] = set()  # cancellations of unowned jobs, kept until done
         self._accounts: dict[str, tuple[float, list[str] | None]] = {}
 
@@ -195,13 +212,19 @@ class HubServices(SingletonConfigurable):
 
     # -- commands --------------------------------------------------------------------------------------------
     async def run(
-        self, cmd: str, stdin: bytes | None = None, env: dict[str, str] | None = None, limit: int = 0
+        self,
+        cmd: str,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+        limit: int = 0,
+        timeout: float = 0.0,
     ) -> Result:
-        """Any command, bounded; only ``clean_env()`` or what the caller names (never the hub's environment)."""
+        """Any command, bounded (``limit`` bytes, ``timeout`` seconds: 0 for the hub's own bounds); only
+        ``clean_env()`` or what the caller names (never the hub's environment)."""
         return await run_bounded(
             cmd,
             env=clean_env() if env is None else env,
-            timeout=self.command_timeout,
+            timeout=min(timeout, self.command_timeout) if timeout > 0 else self.command_timeout,
             limit=limit or self.command_output_limit,
             concurrency=self.command_concurrency,
             stdin=stdin,
