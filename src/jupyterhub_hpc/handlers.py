@@ -14,5 +14,7 @@ from typing import Any
 def handlers() -> list[tuple[str, Any]]:
     """The (path, handler) pairs for ``c.JupyterHub.extra_handlers``; imported when the hub loads its configuration
     (JupyterHub's modules are loaded by then)."""
-    found: list[tuple[str, Any]] = []
+    from jupyterhub_hpc.interactive_handler import PATH, CancelInteractiveHandler
+
+    found: list[tuple[str, Any]] = [(PATH, CancelInteractiveHandler)]
     return found
