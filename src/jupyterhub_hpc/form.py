@@ -9,11 +9,13 @@ exactly what ``request_rules.validate_request`` accepts. Its words are in the la
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from jupyterhub_hpc.cluster_rules import gpu_choices
 from jupyterhub_hpc.i18n import gettext as _
+from jupyterhub_hpc.interactive import OtherJob
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
 
 
@@ -24,16 +26,23 @@ def render(
     notice: str = "",
     *,
     estimate_url: str = "",
+    others: Sequence[OtherJob] = (),
+    server_jobs: Collection[str] = (),
+    hub_url: str = "/hub/",
 ) -> str:
     """The form's HTML for the cluster model (``model.Cluster``), the user's accounts (None:
-        Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
-        previous request (its values are shown again, e.g. after a broken rule) and a notice (why the previous server
-        ended, ``job_end.JobEnd``). ``estimate_url``: where the page's script asks for Slurm's start estimate (estimate.py;
-    "" for none): a line, hidden until the script fills it, so the form without JavaScript is the same form. Every
-    value shown is escaped."""
+    Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
+    previous request (its values are shown again, e.g. after a broken rule), a notice (why the previous server
+    ended, ``job_end.JobEnd``) and the user's other interactive jobs (``others``; ``server_jobs``: those of her
+    other servers, stopped from the home page, not cancelled here; ``hub_url``: the hub's base URL, for the links).
+    ``estimate_url``: where the page's script asks for Slurm's start estimate (estimate.py; "" for none): a line,
+    hidden until the script fills it, so the form without JavaScript is the same form. Every value shown is
+    escaped."""
     form = model.form
     cluster = html.escape(_("Cluster: {name}")).format(name=f"<strong>{html.escape(model.display_name)}</strong>")
     parts = [f'<p class="hpc-cluster">{cluster}</p>']
+    if others:
+        parts.insert(0, interactive_warning(others, server_jobs, hub_url))
     if notice:
         parts.insert(0, f'<div class="alert alert-warning hpc-job-end" role="status">{html.escape(notice)}</div>')
 
@@ -103,6 +112,39 @@ def render(
             f'data-url="{html.escape(estimate_url)}" data-asking="{asking}" data-unknown="{unknown}"></p>'
         )
     return "\n".join(parts)
+
+
+def interactive_warning(others: Sequence[OtherJob], server_jobs: Collection[str], hub_url: str) -> str:
+    """The one-interactive-job rule before Start: each of the user's other interactive jobs, named, with a link to
+    the page that cancels it after a confirmation (a GET that only asks; the cancel is that page's POST), or, for
+    another of her servers, to the home page where she stops it. Inside the spawn form: links, not forms (a form
+    in a form is not HTML)."""
+    items = []
+    for job in others:
+        start = job.start.replace("T", " ") if job.start else _("not known yet")
+        words = _("Slurm job {job_id}: {kind}, {state}, start {start}, time left {time_left}.").format(
+            job_id=job.id, kind=job.kind_words(), state=job.state, start=start, time_left=job.time_left
+        )
+        if job.id in server_jobs:
+            label = html.escape(_("Stop it from the home page"))
+            action = f'<a class="btn btn-sm btn-outline-secondary" href="{html.escape(hub_url)}home">{label}</a>'
+        else:
+            label = html.escape(_("Cancel job {job_id}...").format(job_id=job.id))
+            url = f"{hub_url}hpc/interactive/cancel?job_id={quote(job.id)}"
+            action = (
+                f'<a class="btn btn-sm btn-outline-danger hpc-interactive-cancel" href="{html.escape(url)}">{label}</a>'
+            )
+        items.append(f'<li data-job-id="{html.escape(job.id)}">{html.escape(words)} {action}</li>')
+    rule = _(
+        "Only one interactive job per user at a time gets the priority boost that starts it in seconds or minutes "
+        "(salloc, srun and JupyterHub sessions all count). You already have one, so this session would wait with "
+        "the regular batch jobs in the queue, and may not start before the time limit. If you can, stop or cancel "
+        "your other interactive job first."
+    )
+    return (
+        '<div class="alert alert-warning hpc-interactive" role="status">'
+        f"<p>{html.escape(rule)}</p><ul>{''.join(items)}</ul></div>"
+    )
 
 
 def _field(key: str, control: str) -> str:

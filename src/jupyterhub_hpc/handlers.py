@@ -15,5 +15,6 @@ def handlers() -> list[tuple[str, Any]]:
     """The (path, handler) pairs for ``c.JupyterHub.extra_handlers``; imported when the hub loads its configuration
     (JupyterHub's modules are loaded by then)."""
     from jupyterhub_hpc.estimate import EstimateHandler
+    from jupyterhub_hpc.interactive_handler import PATH, CancelInteractiveHandler
 
-    return [(r"/hpc/estimate", EstimateHandler)]
+    return [(r"/hpc/estimate", EstimateHandler), (PATH, CancelInteractiveHandler)]

@@ -100,8 +100,31 @@ class ServerOptions(LoggingConfigurable):
             end = await self.services.accounted_end(end)
             self.job = replace(self.job, end=end)
         notice = end.message() if end else ""
-        estimate_url = f"{self.hub.base_url}hpc/estimate" if self.estimate_cmd and self.hub else ""
-        return form.render(model, accounts, previous, notice, estimate_url=estimate_url)
+        own = set(self._own_jobs(self))
+        others = await self.services.other_interactive_jobs(self.user.name, exclude=own)
+        servers = {
+            job
+            for spawner in (getattr(self.user, "spawners", None) or {}).values()
+            if spawner is not self
+            for job in self._own_jobs(spawner)
+        }
+        hub_url = str(getattr(getattr(self, "hub", None), "base_url", "") or "/hub/")
+        estimate_url = f"{hub_url}hpc/estimate" if self.estimate_cmd else ""
+        return form.render(
+            model,
+            accounts,
+            previous,
+            notice,
+            estimate_url=estimate_url,
+            others=others,
+            server_jobs=servers,
+            hub_url=hub_url,
+        )
+
+    @staticmethod
+    def _own_jobs(spawner: Any) -> tuple[str, ...]:
+        owned = getattr(spawner, "owned_jobs", None)
+        return tuple(str(job) for job in owned()) if callable(owned) else ()
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
         """A link to /hub/spawn with options never starts a server (a page of another site, or of another user's

@@ -29,6 +29,7 @@ from typing import Any
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
+from jupyterhub_hpc import interactive
 from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.estimate_gate import EstimateGate
@@ -115,6 +116,16 @@ class HubServices(SingletonConfigurable):
         "reconciler looks for a job an unanswered sbatch may have submitted.",
     ).tag(config=True)
 
+    interactive_jobs_cmd = Unicode(
+        help="The user's jobs ({username} shell-quoted), run as the hub's user, in squeue's -O fields of "
+        "jupyterhub_hpc.interactive.FORMAT: the form names her other interactive jobs (the one-interactive-job "
+        "rule). Empty: not asked.",
+    ).tag(config=True)
+
+    interactive_jobs_cache_seconds = Float(
+        5.0, help="How long the form reuses a user's list of other interactive jobs (the cancel page never does)."
+    ).tag(config=True)
+
     accounts_cmd = Unicode(
         "/usr/bin/sacctmgr --noheader --parsable2 show associations user={username} format=account",
         help="Lists the user's Slurm accounts, one per line. Empty: no account list (prefix check only).",
@@ -159,6 +170,10 @@ class HubServices(SingletonConfigurable):
     def _lost_jobs_cmd_default(self) -> str:
         return f"{self.squeue} --noheader --user={{username}} --name={shlex.quote(self.job_name)} --format=%i"
 
+    @default("interactive_jobs_cmd")
+    def _interactive_jobs_cmd_default(self) -> str:
+        return f"{self.squeue} --noheader --user={{username}} -O {shlex.quote(interactive.FORMAT)}"
+
     @default("job_board_cmd")
     def _job_board_cmd_default(self) -> str:
         # The reason last: it may hold spaces ("ReqNodeNotAvail, UnavailableNodes:...").
@@ -186,6 +201,7 @@ class HubServices(SingletonConfigurable):
         self.estimates = EstimateGate(self.estimate_per_minute, self.estimate_concurrency, self.estimate_cache_seconds)
         self._background: set[asyncio.Future[Any]] = set()  # cancellations of unowned jobs, kept until done
         self._accounts: dict[str, tuple[float, list[str] | None]] = {}
+        self._interactive: dict[str, tuple[float, list[interactive.OtherJob]]] = {}
 
     # -- life ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -338,6 +354,30 @@ class HubServices(SingletonConfigurable):
         if result.returncode != 0 or result.timed_out:
             return end
         return JobEnd.from_accounting(end.job_id, result.stdout.decode(errors="replace").partition("\n")[0])
+
+    async def other_interactive_jobs(
+        self, user: str, exclude: Iterable[str] = (), fresh: bool = False
+    ) -> list[interactive.OtherJob]:
+        """The user's interactive jobs on the cluster (allocations, and sessions of this hub), without the jobs in
+        ``exclude`` (the server being spawned); [] when Slurm does not answer. Cached per user a few seconds, unless
+        ``fresh`` (the cancel page asks Slurm every time)."""
+        excluded = set(exclude)
+        cached = self._interactive.get(user)
+        if not fresh and cached and time.monotonic() - cached[0] < self.interactive_jobs_cache_seconds:
+            return [job for job in cached[1] if job.id not in excluded]
+        jobs: list[interactive.OtherJob] = []
+        if self.interactive_jobs_cmd:
+            cmd = self.interactive_jobs_cmd.format(username=shlex.quote(user))
+            result = await self.run(cmd, limit=interactive.OUTPUT_LIMIT)
+            if result.returncode == 0 and not result.timed_out:
+                jobs = interactive.parse(result.stdout.decode(errors="replace"), user, self.job_name)
+            else:
+                problem = result.stderr.decode(errors="replace").strip()[-300:]
+                self.log.warning("Cannot list the interactive jobs of %s (%s): %s", user, cmd, problem or "no answer")
+        if len(self._interactive) > 10_000:
+            self._interactive.clear()
+        self._interactive[user] = (time.monotonic(), jobs)
+        return [job for job in jobs if job.id not in excluded]
 
     # -- accounts ----------------------------------------------------------------------------------------------
     async def user_accounts(self, user: str, prefixes: Iterable[str]) -> list[str] | None:
