@@ -15,16 +15,28 @@ from typing import Any
 from jupyterhub_hpc.cluster_rules import gpu_choices
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
+from jupyterhub_hpc.usage import SessionUsage
 
 
-def render(model: Cluster, accounts: Sequence[str] | None, prev: Mapping[str, Any], notice: str = "") -> str:
+def render(
+    model: Cluster,
+    accounts: Sequence[str] | None,
+    prev: Mapping[str, Any],
+    notice: str = "",
+    *,
+    usage: SessionUsage | None = None,
+) -> str:
     """The form's HTML for the cluster model (``model.Cluster``), the user's accounts (None:
     Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
     previous request (its values are shown again, e.g. after a broken rule) and a notice (why the previous server
-    ended, ``job_end.JobEnd``). Every value shown is escaped."""
+    ended, ``job_end.JobEnd``) and what the user's last session used (``usage.SessionUsage``). Every value shown is
+    escaped."""
     form = model.form
     cluster = html.escape(_("Cluster: {name}")).format(name=f"<strong>{html.escape(model.display_name)}</strong>")
     parts = [f'<p class="hpc-cluster">{cluster}</p>']
+    used = usage.message() if usage else ""
+    if used:
+        parts.insert(0, f'<div class="alert alert-info hpc-last-usage" role="status">{html.escape(used)}</div>')
     if notice:
         parts.insert(0, f'<div class="alert alert-warning hpc-job-end" role="status">{html.escape(notice)}</div>')
 

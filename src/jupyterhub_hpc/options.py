@@ -9,7 +9,8 @@ Every request, from the form or posted to the REST API as ``user_options``, is v
 * the job script is rendered from that ``Request`` (``job_request``) alone, never from ``user_options``.
 
 ``ServerOptions`` is the spawner's part that does this: a mixin of ``HPCSlurmSpawner``, which gives it the user, the
-hub's services (the user's accounts) and the job record (how the previous server ended, told on the form).
+hub's services (the user's accounts, what the last session used) and the job record (how the previous server ended,
+told on the form).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class ServerOptions(LoggingConfigurable):
             end = await self.services.accounted_end(end)
             self.job = replace(self.job, end=end)
         notice = end.message() if end else ""
-        return form.render(model, accounts, previous, notice)
+        usage = await self.services.last_usage(self.user.name)
+        return form.render(model, accounts, previous, notice, usage=usage)
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
         """A link to /hub/spawn with options never starts a server (a page of another site, or of another user's
