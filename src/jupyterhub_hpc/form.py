@@ -17,6 +17,7 @@ from jupyterhub_hpc.cluster_rules import gpu_choices
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.interactive import OtherJob
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
+from jupyterhub_hpc.usage import SessionUsage
 
 
 def render(
@@ -29,20 +30,24 @@ def render(
     others: Sequence[OtherJob] = (),
     server_jobs: Collection[str] = (),
     hub_url: str = "/hub/",
+    usage: SessionUsage | None = None,
 ) -> str:
     """The form's HTML for the cluster model (``model.Cluster``), the user's accounts (None:
     Slurm cannot tell, so a free text field with the cluster's prefixes as hint; []: no account field), the
     previous request (its values are shown again, e.g. after a broken rule), a notice (why the previous server
-    ended, ``job_end.JobEnd``) and the user's other interactive jobs (``others``; ``server_jobs``: those of her
-    other servers, stopped from the home page, not cancelled here; ``hub_url``: the hub's base URL, for the links).
-    ``estimate_url``: where the page's script asks for Slurm's start estimate (estimate.py; "" for none): a line,
-    hidden until the script fills it, so the form without JavaScript is the same form. Every value shown is
-    escaped."""
+    ended, ``job_end.JobEnd``), the user's other interactive jobs (``others``; ``server_jobs``: those of her
+    other servers, stopped from the home page, not cancelled here; ``hub_url``: the hub's base URL, for the links)
+    and what her last session used (``usage``, ``usage.SessionUsage``). ``estimate_url``: where the page's script
+    asks for Slurm's start estimate (estimate.py; "" for none): a line, hidden until the script fills it, so the
+    form without JavaScript is the same form. Every value shown is escaped."""
     form = model.form
     cluster = html.escape(_("Cluster: {name}")).format(name=f"<strong>{html.escape(model.display_name)}</strong>")
     parts = [f'<p class="hpc-cluster">{cluster}</p>']
     if others:
         parts.insert(0, interactive_warning(others, server_jobs, hub_url))
+    used = usage.message() if usage else ""
+    if used:
+        parts.insert(0, f'<div class="alert alert-info hpc-last-usage" role="status">{html.escape(used)}</div>')
     if notice:
         parts.insert(0, f'<div class="alert alert-warning hpc-job-end" role="status">{html.escape(notice)}</div>')
 

@@ -9,7 +9,8 @@ Every request, from the form or posted to the REST API as ``user_options``, is v
 * the job script is rendered from that ``Request`` (``job_request``) alone, never from ``user_options``.
 
 ``ServerOptions`` is the spawner's part that does this: a mixin of ``HPCSlurmSpawner``, which gives it the user, the
-hub's services (the user's accounts) and the job record (how the previous server ended, told on the form).
+hub's services (the user's accounts, what the last session used) and the job record (how the previous server ended,
+told on the form).
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class ServerOptions(LoggingConfigurable):
         }
         hub_url = str(getattr(getattr(self, "hub", None), "base_url", "") or "/hub/")
         estimate_url = f"{hub_url}hpc/estimate" if self.estimate_cmd else ""
+        usage = await self.services.last_usage(self.user.name)
         return form.render(
             model,
             accounts,
@@ -119,6 +121,7 @@ class ServerOptions(LoggingConfigurable):
             others=others,
             server_jobs=servers,
             hub_url=hub_url,
+            usage=usage,
         )
 
     @staticmethod

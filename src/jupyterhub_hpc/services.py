@@ -38,6 +38,8 @@ from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.ledger import JOB_ID, JobLedger
 from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN
 from jupyterhub_hpc.reconciler import JobOwner, Reconciler
+from jupyterhub_hpc.usage import LastUsage, SessionUsage
+from jupyterhub_hpc.usage import command as usage_command
 
 
 class SlurmRefused(RuntimeError):
@@ -89,7 +91,7 @@ class HubServices(SingletonConfigurable):
     sacct = Unicode(
         "/usr/bin/sacct",
         help="sacct on the hub node, run as the hub's user for the accounting of a job that ended under its server "
-        "(job_end_cmd).",
+        "(job_end_cmd) and of the user's last session (usage_cmd).",
     ).tag(config=True)
 
     job_name = Unicode(
@@ -108,6 +110,14 @@ class HubServices(SingletonConfigurable):
         help="How a job ended ({job_id}), run as the hub's user when squeue no longer lists it: its state and node, "
         "told to the user on the next form. Empty: squeue's last word only.",
     ).tag(config=True)
+
+    usage_cmd = Unicode(
+        help="What the user's last session used ({username} shell-quoted), run as the hub's user: its jobs with the "
+        "hub's job name that ended in the last 14 days, in jupyterhub_hpc.usage's format, told on the next form. "
+        "The hub's user must read the users' accounting (as for job_end_cmd). Empty: not told.",
+    ).tag(config=True)
+
+    usage_cache_seconds = Float(60.0, help="How long a user's last-session usage is reused.").tag(config=True)
 
     pending_reason_cmd = Unicode(help="Slurm's reason a job is pending, run as the hub's user.").tag(config=True)
 
@@ -183,6 +193,10 @@ class HubServices(SingletonConfigurable):
     def _job_end_cmd_default(self) -> str:
         return f"{self.sacct} --noheader --allocations --parsable2 --jobs={{job_id}} --format=State,NodeList"
 
+    @default("usage_cmd")
+    def _usage_cmd_default(self) -> str:
+        return usage_command(self.sacct, self.job_name)
+
     @default("pending_reason_cmd")
     def _pending_reason_cmd_default(self) -> str:
         return f"{self.squeue} --noheader --jobs={{job_id}} --format=%r"
@@ -202,6 +216,7 @@ class HubServices(SingletonConfigurable):
         self._background: set[asyncio.Future[Any]] = set()  # cancellations of unowned jobs, kept until done
         self._accounts: dict[str, tuple[float, list[str] | None]] = {}
         self._interactive: dict[str, tuple[float, list[interactive.OtherJob]]] = {}
+        self._usage = LastUsage()
 
     # -- life ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -271,6 +286,7 @@ class HubServices(SingletonConfigurable):
         """Run sbatch as ``cmd`` says; the job id it answers, recorded before anything else runs ("" if it answered
         none). Never interrupted: a start cancelled meanwhile leaves the submission to finish, and its job is
         cancelled as no server's (it would otherwise run for its whole time limit)."""
+        self._usage.forget(user)  # the form after this session tells of this one
         submission = asyncio.ensure_future(self._submit(user, cmd, script, env))
         try:
             return await asyncio.shield(submission)
@@ -378,6 +394,11 @@ class HubServices(SingletonConfigurable):
             self._interactive.clear()
         self._interactive[user] = (time.monotonic(), jobs)
         return [job for job in jobs if job.id not in excluded]
+
+    async def last_usage(self, user: str) -> SessionUsage | None:
+        """What the user's last session used (``usage.LastUsage``); None if not told. Never raises."""
+        cmd = self.usage_cmd.format(username=shlex.quote(user)) if self.usage_cmd else ""
+        return await self._usage.get(user, cmd, self.usage_cache_seconds, self.run, self.log)
 
     # -- accounts ----------------------------------------------------------------------------------------------
     async def user_accounts(self, user: str, prefixes: Iterable[str]) -> list[str] | None:
