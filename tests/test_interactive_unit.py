@@ -14,6 +14,7 @@ import pytest
 from hubpages import CONTEXT, environment
 from jupyterhub.handlers.base import BaseHandler
 from test_spawner_unit import CLUSTER, fake, spawner
+from traitlets.config import Config
 
 from jupyterhub_hpc import form, i18n, interactive
 from jupyterhub_hpc.cluster_rules import validate_cluster
@@ -98,32 +99,39 @@ def test_no_user_name_no_job() -> None:
     assert parse_line("1|0|RUNNING|N/A|9:56||x|", "", "jupyterhub") is None
 
 
+def queries_config(**settings: str) -> Config:
+    """The hub's configuration of its form's queries (c.UserQueries.*)."""
+    return Config({"UserQueries": settings})
+
+
 # -- the services' query -------------------------------------------------------------------------------------------
 def test_the_query_runs_as_the_hub_with_the_users_name_quoted_and_is_cached(tmp_path: Path) -> None:
     calls = tmp_path / "calls"
     squeue = fake(tmp_path, "squeue", f'echo "$@" >> {calls}; echo "{ALLOC}"; echo "{SESSION}"')
-    services = HubServices(interactive_jobs_cmd=squeue + " --user={username}", job_ledger_file="")
+    services = HubServices(
+        config=queries_config(interactive_jobs_cmd=squeue + " --user={username}"), job_ledger_file=""
+    )
 
     async def go() -> tuple[list[OtherJob], list[OtherJob], list[OtherJob]]:
-        first = await services.other_interactive_jobs("alice")
-        cached = await services.other_interactive_jobs("alice", exclude=["7"])
-        fresh = await services.other_interactive_jobs("alice", fresh=True)
+        first = await services.queries.other_interactive_jobs("alice")
+        cached = await services.queries.other_interactive_jobs("alice", exclude=["7"])
+        fresh = await services.queries.other_interactive_jobs("alice", fresh=True)
         return first, cached, fresh
 
     first, cached, fresh = asyncio.run(go())
     assert [j.id for j in first] == ["1", "7"] and [j.id for j in cached] == ["1"] and fresh == first
     assert calls.read_text().splitlines() == ["--user=alice", "--user=alice"]  # the cached one asked nothing
-    default = HubServices(job_ledger_file="").interactive_jobs_cmd
+    default = HubServices(job_ledger_file="").queries.interactive_jobs_cmd
     assert default == "/usr/bin/squeue --noheader --user={username} -O '" + interactive.FORMAT + "'"
     assert "sudo" not in default
 
 
 def test_a_failing_query_is_no_job_and_a_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     squeue = fake(tmp_path, "squeue", "echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1")
-    services = HubServices(interactive_jobs_cmd=squeue, job_ledger_file="")
-    services.log = logging.getLogger("test-interactive")
+    services = HubServices(config=queries_config(interactive_jobs_cmd=squeue), job_ledger_file="")
+    services.queries.log = logging.getLogger("test-interactive")
     with caplog.at_level(logging.WARNING):
-        assert asyncio.run(services.other_interactive_jobs("alice")) == []
+        assert asyncio.run(services.queries.other_interactive_jobs("alice")) == []
     assert "Unable to contact slurm controller" in caplog.text
 
 
@@ -171,7 +179,7 @@ def test_the_spawner_leaves_out_its_own_job_and_marks_other_servers(tmp_path: Pa
         "; ".join(f'echo "{line.replace("alice", name)}"' for line in (ALLOC, SESSION))
         + f'; echo "9|1|RUNNING|N/A|5:00|{name}|jupyterhub|"',
     )
-    s.services.interactive_jobs_cmd = squeue
+    s.services.queries.interactive_jobs_cmd = squeue
     other = SimpleNamespace(owned_jobs=lambda: ("7",))
     s.user.spawners = {"": s, "gpu": other}
     s.owned_jobs = lambda: ("9",)  # type: ignore[method-assign]
@@ -260,7 +268,7 @@ def hub_with(tmp_path: Path, lines: list[str]) -> Path:
     scancel = fake(tmp_path, "scancel", f'echo "$@" >> {record}')
     HubServices.reset()
     HubServices.instance(
-        interactive_jobs_cmd=squeue,
+        config=queries_config(interactive_jobs_cmd=squeue),
         exec_prefix="/usr/bin/env HPC_AS={username}",
         cancel_cmd=f"{scancel} {{job_id}}",
         job_ledger_file="",
@@ -291,7 +299,7 @@ def test_the_handler_asks_slurm_every_time(tmp_path: Path) -> None:
     """A list cached for the form (a job that has ended since) is never what the page acts on."""
     record = hub_with(tmp_path, [])
     services = HubServices.instance()
-    services._interactive["alice"] = (1e18, [job("1")])  # a cached list naming job 1, fresh forever
+    services.queries._interactive["alice"] = (1e18, [job("1")])  # a cached list naming job 1, fresh forever
     answer = asyncio.run(CancelInteractiveHandler.answer(FakeHandler("alice"), "1", True))  # type: ignore[arg-type]
     assert answer.outcome == "not_yours" and not record.exists()
 

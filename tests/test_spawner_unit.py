@@ -26,6 +26,7 @@ from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.model import ModelFormatError, Request
 from jupyterhub_hpc.services import HubServices
 from jupyterhub_hpc.spawner import HPCSlurmSpawner, LinkedSpawn
+from jupyterhub_hpc.user_queries import UserQueries
 
 CLUSTER = {
     "name": "demo",
@@ -67,6 +68,7 @@ def one_hub_per_test() -> Any:
 
 
 SERVICES = set(HubServices.class_trait_names(config=True))
+QUERIES = set(UserQueries.class_trait_names(config=True))
 SPAWNER = set(HPCSlurmSpawner.class_trait_names(config=True))
 _hub_settings: dict[str, Any] = {}  # what the hub's services of the current test were made with
 
@@ -92,7 +94,7 @@ def spawner(tmp_path: Path, **settings: Any) -> HPCSlurmSpawner:
         **settings,
     }
     config = Config()
-    services = {key: value for key, value in settings.items() if key in SERVICES}
+    services = {key: value for key, value in settings.items() if key in SERVICES | QUERIES}
     if HubServices.initialized() and services != _hub_settings:
         HubServices.reset()  # a test's spawner configured otherwise: a hub of its own
     _hub_settings.clear()
@@ -101,9 +103,11 @@ def spawner(tmp_path: Path, **settings: Any) -> HPCSlurmSpawner:
     for key, value in settings.items():
         if key in SERVICES:
             config.HubServices[key] = value
+        if key in QUERIES:
+            config.UserQueries[key] = value
         if key in SPAWNER:
             config.HPCSlurmSpawner[key] = value
-        elif key not in SERVICES:  # not a setting (orm_spawner) or one the hub computes (req_homedir)
+        elif key not in SERVICES | QUERIES:  # not a setting (orm_spawner) or one the hub computes (req_homedir)
             extra[key] = value
     return HPCSlurmSpawner(user=user, hub=hub, config=config, **extra)
 

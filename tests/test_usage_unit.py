@@ -223,7 +223,7 @@ def test_the_form_tells_what_the_last_session_used_from_one_sacct_as_the_hubs_us
     asyncio.run(s.render_form())
     assert len(calls.read_text().splitlines()) == 1
     # A new start forgets it: the form after that session tells of that one.
-    s.services._usage.forget(_me())
+    s.services.queries.session_started(_me())
     with i18n.use("fr"):
         assert "Votre dernière session (tâche Slurm 4242, 1 h 02 min)" in asyncio.run(s.render_form())
 
@@ -254,6 +254,6 @@ def test_an_empty_setting_turns_it_off(tmp_path: Path) -> None:
 def test_a_user_name_is_shell_quoted(tmp_path: Path) -> None:
     calls = tmp_path / "calls"
     s = spawner(tmp_path, sacct=fake(tmp_path, "sacct", f'echo "$@" >>{calls}'))
-    assert asyncio.run(s.services.last_usage("a b;touch x")) is None
+    assert asyncio.run(s.services.queries.last_usage("a b;touch x")) is None
     assert "--user=a b;touch x --name" in calls.read_text()
     assert not (Path.cwd() / "x").exists()

@@ -9,10 +9,10 @@ validated request's). ``--test-only`` submits nothing: Slurm answers when and wh
 
 Bounded like every command the hub runs for a user, and more:
 
-* seconds: ``estimate_timeout`` (then the command is ended, and the form says Slurm did not answer);
+* seconds: ``UserQueries.estimate_timeout`` (then the command is ended, and the form says Slurm did not answer);
 * bytes: the answer is one line; at most ``OUTPUT_LIMIT`` bytes are read, and only a line of Slurm's exact shape
   (checked field by field) becomes an estimate, shown as text (the page sets ``textContent``, never HTML);
-* rate: per user, ``EstimateGate.per_minute`` estimates a minute and one at a time; hub-wide, ``concurrency`` at
+* rate: per user, ``UserQueries.estimate_per_minute`` estimates a minute and one at a time; hub-wide, ``concurrency`` at
   once and never a slot a spawn would wait for (a busy gate answers at once, "try again", rather than queueing).
   The same request of the same user within ``cache_seconds`` gets the answer already given, without Slurm.
 """
@@ -138,7 +138,7 @@ class EstimateHandler(BaseHandler):  # type: ignore[misc]
     @web.authenticated
     async def post(self) -> None:
         spawner = self.current_user.get_spawner("", replace_failed=False)
-        if not isinstance(spawner, Estimator) or not spawner.estimate_cmd:
+        if not isinstance(spawner, Estimator) or not spawner.services.queries.estimate_cmd:
             raise web.HTTPError(404, "No start estimate on this hub")
         options = {
             key: [v.decode(errors="replace") for v in values] for key, values in self.request.body_arguments.items()
@@ -154,14 +154,12 @@ class EstimateHandler(BaseHandler):  # type: ignore[misc]
 class Estimator(Protocol):
     """What an estimate needs of a spawner (``HPCSlurmSpawner``)."""
 
-    estimate_cmd: str
-    estimate_timeout: float
     services: Any
     user: Any
 
     async def validated(self, options: Mapping[str, Any]) -> Request: ...
 
-    async def estimate_script(self, request: Request) -> str: ...
+    async def batch_script_for(self, request: Request) -> tuple[dict[str, Any], str]: ...
 
 
 async def start_estimate(spawner: Estimator, fields: Mapping[str, list[str]]) -> tuple[int, dict[str, str]]:
@@ -172,7 +170,8 @@ async def start_estimate(spawner: Estimator, fields: Mapping[str, list[str]]) ->
     except ValueError as err:
         return 400, {"state": "invalid", "message": str(err), "start": ""}
     user = spawner.user.name
-    gate: EstimateGate = spawner.services.estimates
+    queries = spawner.services.queries
+    gate: EstimateGate = queries.estimates
     kept = gate.cached(user, request)
     if kept is not None:
         return 200, kept
@@ -185,10 +184,10 @@ async def start_estimate(spawner: Estimator, fields: Mapping[str, list[str]]) ->
         )
         return (429 if refused == "user" else 503), {"state": "later", "message": message, "start": ""}
     try:
-        script = await spawner.estimate_script(request)
-        cmd = spawner.services.as_user(user, spawner.estimate_cmd)
+        _vars, script = await spawner.batch_script_for(request)
+        cmd = spawner.services.as_user(user, queries.estimate_cmd)
         result = await spawner.services.run(
-            cmd, stdin=script.encode(), limit=OUTPUT_LIMIT, timeout=spawner.estimate_timeout
+            cmd, stdin=script.encode(), limit=OUTPUT_LIMIT, timeout=queries.estimate_timeout
         )
     except BaseException:
         gate.failed(user)

@@ -1,5 +1,5 @@
 """The bounds of the form's start estimates (estimate.py): per user a number a minute and one at a time, hub-wide a
-number at once, and a short cache of each user's answers by request. One per hub (``HubServices.estimates``).
+number at once, and a short cache of each user's answers by request. One per hub (``UserQueries.estimates``).
 
 A hand-written sliding window, not a rate-limiting library: a few lines over a deque per user, and the hub's
 environment takes no package for it.
@@ -25,7 +25,7 @@ class _Cached:
 
 class EstimateGate:
     """The estimates' bounds: per user a number a minute and one at a time, hub-wide a number at once, and a short
-    cache of each user's answers by request. State of one hub (``HubServices.estimates``)."""
+    cache of each user's answers by request. State of one hub (``UserQueries.estimates``)."""
 
     def __init__(
         self, per_minute: int, concurrency: int, cache_seconds: float, clock: Callable[[], float] = time.monotonic

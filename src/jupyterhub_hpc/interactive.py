@@ -9,7 +9,7 @@ What counts as another interactive job of the user's: a pending or running job o
 (squeue's ``BatchFlag`` 0: ``salloc``, ``srun`` outside a batch job), or a batch job with the hub's job name (another
 session of this hub, e.g. a named server), except the job of the server being spawned.
 
-The hub asks Slurm (``HubServices.interactive_jobs_cmd``, run as the hub's own user, bounded in time and bytes) and
+The hub asks Slurm (``UserQueries.interactive_jobs_cmd``, run as the hub's own user, bounded in time and bytes) and
 reads its answer here: every field is checked against Slurm's shapes and a length, the user name must be the user
 asked about, and a line that does not fit is skipped, so nothing but digits, capitals and times ever reaches a page.
 The cancel handler asks again (never the cache) and cancels only a job in that fresh list, as the user (sudo), so

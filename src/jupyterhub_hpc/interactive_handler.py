@@ -47,7 +47,7 @@ class CancelInteractiveHandler(BaseHandler):  # type: ignore[misc]
             user.name,
             job_id,
             confirmed,
-            lambda: services.other_interactive_jobs(user.name, exclude=servers, fresh=True),
+            lambda: services.queries.other_interactive_jobs(user.name, exclude=servers, fresh=True),
             lambda job: services.cancel(user.name, job),
             allowed=self.limit.allow(user.name),
         )

@@ -69,7 +69,6 @@ class ServerOptions(LoggingConfigurable):
     services: HubServices
     job: JobState
     hub: Any
-    estimate_cmd: str
 
     _model: Cluster | None = None
     _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
@@ -86,7 +85,7 @@ class ServerOptions(LoggingConfigurable):
 
     async def user_accounts(self) -> list[str] | None:
         """The user's accounts matching the cluster's prefixes; None when Slurm cannot tell."""
-        return await self.services.user_accounts(self.user.name, self.model.account_prefixes)
+        return await self.services.queries.user_accounts(self.user.name, self.model.account_prefixes)
 
     @default("options_form")
     def _options_form_default(self) -> Any:
@@ -102,7 +101,7 @@ class ServerOptions(LoggingConfigurable):
             self.job = replace(self.job, end=end)
         notice = end.message() if end else ""
         own = set(self._own_jobs(self))
-        others = await self.services.other_interactive_jobs(self.user.name, exclude=own)
+        others = await self.services.queries.other_interactive_jobs(self.user.name, exclude=own)
         servers = {
             job
             for spawner in (getattr(self.user, "spawners", None) or {}).values()
@@ -110,8 +109,8 @@ class ServerOptions(LoggingConfigurable):
             for job in self._own_jobs(spawner)
         }
         hub_url = str(getattr(getattr(self, "hub", None), "base_url", "") or "/hub/")
-        estimate_url = f"{hub_url}hpc/estimate" if self.estimate_cmd else ""
-        usage = await self.services.last_usage(self.user.name)
+        estimate_url = f"{hub_url}hpc/estimate" if self.services.queries.estimate_cmd else ""
+        usage = await self.services.queries.last_usage(self.user.name)
         return form.render(
             model,
             accounts,

@@ -1,5 +1,5 @@
 """The hub's own Slurm services, one of each per hub: commands, the job board, the ledger and its reconciler, and
-the users' accounts.
+the form's queries about each user.
 
 A spawner keeps one user's server. What the whole hub shares lives here, in one ``HubServices`` object (a traitlets
 ``SingletonConfigurable`` with its own configuration, ``c.HubServices.*``), as kubespawner keeps its reflectors:
@@ -9,7 +9,8 @@ A spawner keeps one user's server. What the whole hub shares lives here, in one 
 * the job board (one ``squeue`` per interval answers every spawner, ``job_board``);
 * the ledger of the jobs the hub submitted (``ledger``) and the reconciler, which cancels the recorded jobs no
   server owns and forgets those Slurm says are gone;
-* each user's Slurm accounts, cached.
+* what the Server Options form asks about the user who opens it (``queries``: ``user_queries.UserQueries``, its
+  accounts, other interactive jobs, last session's usage and start estimates, configured as ``c.UserQueries.*``).
 
 ``HubServices.instance(config=...)`` creates it; ``start()`` starts the reconciler (once, however many ask: the hub
 as it loads the spawner's module, ``start_with_hub``, and each spawner) and ``stop()`` ends it; ``reset()`` drops
@@ -22,24 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-import time
-from collections.abc import Iterable
 from typing import Any
 
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
-from jupyterhub_hpc import interactive
-from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
-from jupyterhub_hpc.estimate_gate import EstimateGate
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.ledger import JOB_ID, JobLedger
 from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN
 from jupyterhub_hpc.reconciler import JobOwner, Reconciler
-from jupyterhub_hpc.usage import LastUsage, SessionUsage
-from jupyterhub_hpc.usage import command as usage_command
+from jupyterhub_hpc.user_queries import UserQueries
 
 
 class SlurmRefused(RuntimeError):
@@ -111,37 +106,12 @@ class HubServices(SingletonConfigurable):
         "told to the user on the next form. Empty: squeue's last word only.",
     ).tag(config=True)
 
-    usage_cmd = Unicode(
-        help="What the user's last session used ({username} shell-quoted), run as the hub's user: its jobs with the "
-        "hub's job name that ended in the last 14 days, in jupyterhub_hpc.usage's format, told on the next form. "
-        "The hub's user must read the users' accounting (as for job_end_cmd). Empty: not told.",
-    ).tag(config=True)
-
-    usage_cache_seconds = Float(60.0, help="How long a user's last-session usage is reused.").tag(config=True)
-
     pending_reason_cmd = Unicode(help="Slurm's reason a job is pending, run as the hub's user.").tag(config=True)
 
     lost_jobs_cmd = Unicode(
         help="The user's jobs with the hub's job name ({username} shell-quoted), run as the hub's user: where the "
         "reconciler looks for a job an unanswered sbatch may have submitted.",
     ).tag(config=True)
-
-    interactive_jobs_cmd = Unicode(
-        help="The user's jobs ({username} shell-quoted), run as the hub's user, in squeue's -O fields of "
-        "jupyterhub_hpc.interactive.FORMAT: the form names her other interactive jobs (the one-interactive-job "
-        "rule). Empty: not asked.",
-    ).tag(config=True)
-
-    interactive_jobs_cache_seconds = Float(
-        5.0, help="How long the form reuses a user's list of other interactive jobs (the cancel page never does)."
-    ).tag(config=True)
-
-    accounts_cmd = Unicode(
-        "/usr/bin/sacctmgr --noheader --parsable2 show associations user={username} format=account",
-        help="Lists the user's Slurm accounts, one per line. Empty: no account list (prefix check only).",
-    ).tag(config=True)
-
-    accounts_cache_seconds = Float(300.0, help="How long a user's account list is reused.").tag(config=True)
 
     job_ledger_file = Unicode(
         "jupyterhub-jobs.json",
@@ -155,21 +125,6 @@ class HubServices(SingletonConfigurable):
         "such names only, and the reconciler runs commands as them.",
     ).tag(config=True)
 
-    estimate_per_minute = Integer(
-        12,
-        min=1,
-        help="Start estimates (sbatch --test-only, estimate.py) one user may ask Slurm for in a minute; the form "
-        "asks after each change of its values, and a repeated request is answered from the cache.",
-    ).tag(config=True)
-
-    estimate_concurrency = Integer(
-        2, min=1, help="Start estimates the hub asks Slurm for at once, all users together; more get 'try again'."
-    ).tag(config=True)
-
-    estimate_cache_seconds = Float(
-        20.0, help="Seconds a user's estimate for the same request is answered again without asking Slurm."
-    ).tag(config=True)
-
     reconcile_interval = Float(
         60.0,
         help="Seconds between two rounds of the reconciler, which cancels the recorded jobs no server owns "
@@ -180,10 +135,6 @@ class HubServices(SingletonConfigurable):
     def _lost_jobs_cmd_default(self) -> str:
         return f"{self.squeue} --noheader --user={{username}} --name={shlex.quote(self.job_name)} --format=%i"
 
-    @default("interactive_jobs_cmd")
-    def _interactive_jobs_cmd_default(self) -> str:
-        return f"{self.squeue} --noheader --user={{username}} -O {shlex.quote(interactive.FORMAT)}"
-
     @default("job_board_cmd")
     def _job_board_cmd_default(self) -> str:
         # The reason last: it may hold spaces ("ReqNodeNotAvail, UnavailableNodes:...").
@@ -192,10 +143,6 @@ class HubServices(SingletonConfigurable):
     @default("job_end_cmd")
     def _job_end_cmd_default(self) -> str:
         return f"{self.sacct} --noheader --allocations --parsable2 --jobs={{job_id}} --format=State,NodeList"
-
-    @default("usage_cmd")
-    def _usage_cmd_default(self) -> str:
-        return usage_command(self.sacct, self.job_name)
 
     @default("pending_reason_cmd")
     def _pending_reason_cmd_default(self) -> str:
@@ -212,11 +159,8 @@ class HubServices(SingletonConfigurable):
             self.command_concurrency,
         )
         self.reconciler = Reconciler(self)
-        self.estimates = EstimateGate(self.estimate_per_minute, self.estimate_concurrency, self.estimate_cache_seconds)
+        self.queries = UserQueries(parent=self)
         self._background: set[asyncio.Future[Any]] = set()  # cancellations of unowned jobs, kept until done
-        self._accounts: dict[str, tuple[float, list[str] | None]] = {}
-        self._interactive: dict[str, tuple[float, list[interactive.OtherJob]]] = {}
-        self._usage = LastUsage()
 
     # -- life ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -286,7 +230,7 @@ class HubServices(SingletonConfigurable):
         """Run sbatch as ``cmd`` says; the job id it answers, recorded before anything else runs ("" if it answered
         none). Never interrupted: a start cancelled meanwhile leaves the submission to finish, and its job is
         cancelled as no server's (it would otherwise run for its whole time limit)."""
-        self._usage.forget(user)  # the form after this session tells of this one
+        self.queries.session_started(user)
         submission = asyncio.ensure_future(self._submit(user, cmd, script, env))
         try:
             return await asyncio.shield(submission)
@@ -370,53 +314,6 @@ class HubServices(SingletonConfigurable):
         if result.returncode != 0 or result.timed_out:
             return end
         return JobEnd.from_accounting(end.job_id, result.stdout.decode(errors="replace").partition("\n")[0])
-
-    async def other_interactive_jobs(
-        self, user: str, exclude: Iterable[str] = (), fresh: bool = False
-    ) -> list[interactive.OtherJob]:
-        """The user's interactive jobs on the cluster (allocations, and sessions of this hub), without the jobs in
-        ``exclude`` (the server being spawned); [] when Slurm does not answer. Cached per user a few seconds, unless
-        ``fresh`` (the cancel page asks Slurm every time)."""
-        excluded = set(exclude)
-        cached = self._interactive.get(user)
-        if not fresh and cached and time.monotonic() - cached[0] < self.interactive_jobs_cache_seconds:
-            return [job for job in cached[1] if job.id not in excluded]
-        jobs: list[interactive.OtherJob] = []
-        if self.interactive_jobs_cmd:
-            cmd = self.interactive_jobs_cmd.format(username=shlex.quote(user))
-            result = await self.run(cmd, limit=interactive.OUTPUT_LIMIT)
-            if result.returncode == 0 and not result.timed_out:
-                jobs = interactive.parse(result.stdout.decode(errors="replace"), user, self.job_name)
-            else:
-                problem = result.stderr.decode(errors="replace").strip()[-300:]
-                self.log.warning("Cannot list the interactive jobs of %s (%s): %s", user, cmd, problem or "no answer")
-        if len(self._interactive) > 10_000:
-            self._interactive.clear()
-        self._interactive[user] = (time.monotonic(), jobs)
-        return [job for job in jobs if job.id not in excluded]
-
-    async def last_usage(self, user: str) -> SessionUsage | None:
-        """What the user's last session used (``usage.LastUsage``); None if not told. Never raises."""
-        cmd = self.usage_cmd.format(username=shlex.quote(user)) if self.usage_cmd else ""
-        return await self._usage.get(user, cmd, self.usage_cache_seconds, self.run, self.log)
-
-    # -- accounts ----------------------------------------------------------------------------------------------
-    async def user_accounts(self, user: str, prefixes: Iterable[str]) -> list[str] | None:
-        """The user's accounts matching the cluster's prefixes; None when Slurm cannot tell. Cached per user."""
-        cached = self._accounts.get(user)
-        if cached and time.monotonic() - cached[0] < self.accounts_cache_seconds:
-            return cached[1]
-        accounts: list[str] | None = None
-        if self.accounts_cmd:
-            cmd = self.accounts_cmd.format(username=shlex.quote(user))
-            result = await self.run(cmd)
-            if result.returncode == 0:
-                accounts = offered_accounts(result.stdout.decode(errors="replace"), list(prefixes))
-            else:
-                problem = result.stderr.decode(errors="replace").strip()[-300:]
-                self.log.warning("Cannot list Slurm accounts of %s (%s): %s", user, cmd, problem)
-        self._accounts[user] = (time.monotonic(), accounts)
-        return accounts
 
 
 def start_with_hub() -> None:

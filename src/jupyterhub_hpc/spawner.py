@@ -125,17 +125,6 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         "{reason}, {cluster}).",
     ).tag(config=True)
 
-    estimate_cmd = Unicode(
-        "",
-        help="Slurm's start estimate for the form's values (estimate.py): the job script a spawn would submit, on "
-        "stdin, run as the user with HubServices.exec_prefix, for example '/usr/bin/sbatch --test-only'. The sudo "
-        "rule names exactly this command. Empty: the form shows no estimate.",
-    ).tag(config=True)
-
-    estimate_timeout = Float(
-        10.0, help="Seconds an estimate may take (at most HubServices.command_timeout); then the form says so."
-    ).tag(config=True)
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.job = JobState()
         super().__init__(*args, **kwargs)
@@ -212,18 +201,13 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         return host, port
 
     def job_script_vars(self, request: Any) -> dict[str, Any]:
-        """The job script's variables: batchspawner's req_* settings (the site's configuration: homedir, keepvars,
-        srun, ...) and the validated request's #SBATCH values over them. Never user_options."""
+        """batchspawner's req_* settings (the site's: homedir, keepvars, srun, ...), the request's #SBATCH values."""
         return {**self.get_req_subvars(), **request.job_vars()}
 
     async def batch_script_for(self, request: Any) -> tuple[dict[str, Any], str]:
-        """The job script's variables and the script itself for a validated request (a spawn's, an estimate's)."""
+        """The job script's variables and the script for a validated request (a spawn's, an estimate's)."""
         subvars = self.job_script_vars(request)
         return subvars, await self._get_batch_script(**subvars, cmd=self.cmd_formatted_for_batch())
-
-    async def estimate_script(self, request: Any) -> str:
-        """The very script a spawn of ``request`` would submit (its #SBATCH lines are what Slurm estimates)."""
-        return (await self.batch_script_for(request))[1]
 
     async def submit_batch_script(self) -> str:
         """sbatch, as the user, with the script rendered from job_request alone; if Slurm refuses, say so with its

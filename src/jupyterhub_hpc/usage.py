@@ -2,7 +2,7 @@
 
 Sessions are charged on what they request, not on what they use, and a smaller request starts sooner. The form
 says what the user's previous session (the most recent ended job with the hub's job name that ran) used of what it
-asked for, from one ``sacct`` run as the hub's own user (``HubServices.usage_cmd``, its format ``FORMAT``):
+asked for, from one ``sacct`` run as the hub's own user (``UserQueries.usage_cmd``, its format ``FORMAT``):
 
 * cores: TotalCPU over the elapsed time (the job's TotalCPU, or the sum of its steps' if larger), out of AllocCPUS;
 * memory: MaxRSS, the largest of the job's steps' (sacct prints it on ``123.batch``, ``123.extern``, ``123.0``,
