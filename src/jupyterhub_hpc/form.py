@@ -135,8 +135,11 @@ def _fast_start(model: Cluster, value: Any) -> str:
 
 def _hours(value: Any) -> float:
     """The form's time value (hours, as the user typed it) as a number; 0 if it is not one (no hint)."""
+    text = str(value)
+    if len(text) > MAX_TEXT:  # not a value a field may hold (options.shown_again)
+        return 0.0
     try:
-        hours = float(str(value)[:MAX_TEXT])
+        hours = float(text)
     except ValueError:
         return 0.0
     return hours if math.isfinite(hours) else 0.0

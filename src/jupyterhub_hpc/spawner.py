@@ -296,12 +296,6 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
             message += " " + _(STATUS_LINE).format(url=self.status_url)
         return RuntimeError(message)
 
-    @property
-    def status_url(self) -> str:
-        """The cluster's status page (the model's hints, checked by the preflight), "" for none: the timeout's
-        message and the start page (spawn_pending.html) link it."""
-        return self.model.hints.status_url
-
     async def cancel_submitted(self, job_id: str) -> None:
         """A start that did not succeed leaves no job behind (a job cancelled later would otherwise start and run
         for its whole walltime). If Slurm does not answer, the reconciler cancels it: no server owns it now."""
