@@ -76,7 +76,11 @@ def changed(path: list[str], value: Any, delete: bool = False) -> dict[str, Any]
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (changed(["schema"], 2), "cluster.schema: 2, but this package reads schema 1"),
+        (changed(["schema"], 1), "cluster.schema: 1, but this package reads schema 2"),
+        (changed(["schema"], 3), "cluster.schema: 3, but this package reads schema 2"),
+        (changed(["hints"], None, delete=True), "cluster.hints: missing"),
+        (changed(["hints", "fast_start_minutes"], ["180"]), "cluster.hints.fast_start_minutes: expected a list of"),
+        (changed(["hints", "status_url"], None), "cluster.hints.status_url: expected str, got null"),
         (changed(["schema"], None, delete=True), "cluster.schema: missing"),
         (changed(["form", "cores", "max"], "48"), "cluster.form.cores.max: expected int, got str"),
         (changed(["form", "cores", "max"], True), "cluster.form.cores.max: expected int, got bool"),

@@ -4,11 +4,17 @@ A pure function (no I/O, no spawner): ``HPCSlurmSpawner.render_form`` gathers it
 fields, their limits and their labels come from the validated model and ``model.LABELS``, so the form offers
 exactly what ``request_rules.validate_request`` accepts. Its words are in the language of the request
 (``jupyterhub_hpc.i18n``); every translated word is escaped as any other value.
+
+The site's hints (``model.Hints``): under the Time field, one line per walltime tier that starts sooner, shown when
+the requested time is above it (the largest such tier only). The page shows the line of the time it is rendered
+with; a small inline script (fixed text, no value in it) shows the line of the time as it is typed, from the lines'
+``data-hpc-above`` (hours). Without JavaScript the form works the same: the line is that of the rendered time.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +23,25 @@ from jupyterhub_hpc.cluster_rules import gpu_choices
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.interactive import OtherJob
 from jupyterhub_hpc.model import INTERFACES, LABELS, Cluster
+from jupyterhub_hpc.units import MAX_TEXT
 from jupyterhub_hpc.usage import SessionUsage
+
+#: Shows the hint line of the largest tier below the typed time (the lines are in ascending order), hides the others.
+#: Fixed text: every value it reads is in the page's data attributes, written and escaped by ``_fast_start``.
+_HINT_SCRIPT = """<script>
+(function () {
+  var time = document.getElementById("time");
+  var hints = document.querySelectorAll(".hpc-fast-start [data-hpc-above]");
+  if (!time || !hints.length) return;
+  time.addEventListener("input", function () {
+    var hours = parseFloat(time.value), shown = null;
+    hints.forEach(function (hint) {
+      if (hours > parseFloat(hint.getAttribute("data-hpc-above"))) shown = hint;
+    });
+    hints.forEach(function (hint) { hint.hidden = hint !== shown; });
+  });
+})();
+</script>"""
 
 
 def render(
@@ -83,7 +107,8 @@ def render(
                 key,
                 f'<input class="form-control" type="number" name="{key}" id="{key}" min="{low}" max="{high}" '
                 f'step="{step}" value="{html.escape(str(value))}" required>'
-                f'<small class="form-text text-muted">{html.escape(hint)}</small>',
+                f'<small class="form-text text-muted">{html.escape(hint)}</small>'
+                + (_fast_start(model, value) if key == "time" else ""),
             )
         )
 
@@ -150,6 +175,37 @@ def interactive_warning(others: Sequence[OtherJob], server_jobs: Collection[str]
         '<div class="alert alert-warning hpc-interactive" role="status">'
         f"<p>{html.escape(rule)}</p><ul>{''.join(items)}</ul></div>"
     )
+
+
+def _fast_start(model: Cluster, value: Any) -> str:
+    """The Time field's hint lines (one per tier, all but the crossed one hidden) and their script; "" for none."""
+    tiers = model.hints.fast_start_minutes
+    if not tiers:
+        return ""
+    crossed = model.hints.fast_start_tier(_hours(value) * 60)
+    cluster = model.display_name
+    lines = []
+    for i, tier in enumerate(tiers):
+        hours = f"{tier // 60}"
+        if i == 0:
+            text = _("Sessions of {hours} h or less start fastest on {cluster}.").format(hours=hours, cluster=cluster)
+        else:
+            text = _("Sessions of {hours} h or less start sooner on {cluster}.").format(hours=hours, cluster=cluster)
+        hidden = "" if tier == crossed else " hidden"
+        lines.append(f'<small class="form-text" data-hpc-above="{hours}"{hidden}>{html.escape(text)}</small>')
+    return f'<div class="hpc-fast-start" aria-live="polite">{"".join(lines)}</div>{_HINT_SCRIPT}'
+
+
+def _hours(value: Any) -> float:
+    """The form's time value (hours, as the user typed it) as a number; 0 if it is not one (no hint)."""
+    text = str(value)
+    if len(text) > MAX_TEXT:  # not a value a field may hold (options.shown_again)
+        return 0.0
+    try:
+        hours = float(text)
+    except ValueError:
+        return 0.0
+    return hours if math.isfinite(hours) else 0.0
 
 
 def _field(key: str, control: str) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "Form",
     "GpuChoice",
     "GpuType",
+    "Hints",
     "ModelFormatError",
     "NodeType",
     "Request",
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 #: The version of ``Cluster.to_data``'s layout. A change of layout is a new number: a hub never guesses.
-SCHEMA = 1
+#: 2: the site's hints (``hints``: the walltimes that start fastest, the status page).
+SCHEMA = 2
 
 #: User interfaces the hub offers, and where each lands in the single-user server.
 INTERFACES: dict[str, dict[str, str]] = {
@@ -122,6 +124,21 @@ class Form:
 
 
 @dataclass(frozen=True)
+class Hints:
+    """What a site tells its users before and while they wait: ``fast_start_minutes``, the walltimes at or below
+    which sessions start sooner (ascending, each a whole number of hours within the form's time bounds; the first
+    starts fastest), and ``status_url``, the cluster's status page (an https URL, "" for none)."""
+
+    fast_start_minutes: tuple[int, ...] = ()
+    status_url: str = ""
+
+    def fast_start_tier(self, minutes: float) -> int | None:
+        """The largest tier below ``minutes`` (the tier a request of that time crosses), or None."""
+        crossed = [tier for tier in self.fast_start_minutes if minutes > tier]
+        return crossed[-1] if crossed else None
+
+
+@dataclass(frozen=True)
 class GpuChoice:
     """One GPU configuration the form offers: ``value`` is ``<type>:<count>``."""
 
@@ -141,6 +158,7 @@ class Cluster:
     account_prefixes: tuple[str, ...]
     node_types: tuple[NodeType, ...]
     form: Form
+    hints: Hints = Hints()
 
     def node_type(self, name: str) -> NodeType:
         return next(n for n in self.node_types if n.name == name)
@@ -165,6 +183,10 @@ class Cluster:
                 "memory": bounds(form.memory),
                 "partition": form.partition,
                 "time": bounds(form.time),
+            },
+            "hints": {
+                "fast_start_minutes": list(self.hints.fast_start_minutes),
+                "status_url": self.hints.status_url,
             },
             "max_walltime_minutes": self.max_walltime_minutes,
             "name": self.name,
@@ -214,6 +236,12 @@ class Cluster:
         )
         gpus.done()
         raw_form.done()
+        raw_hints = _Fields(top.get("hints", dict), f"{where}.hints")
+        hints = Hints(
+            fast_start_minutes=_ints(raw_hints.get("fast_start_minutes", list), f"{where}.hints.fast_start_minutes"),
+            status_url=raw_hints.get("status_url", str),
+        )
+        raw_hints.done()
         node_types = []
         for name, raw_node in sorted(top.get("node_types", dict).items()):
             npath = f"{where}.node_types.{name}"
@@ -248,6 +276,7 @@ class Cluster:
             account_prefixes=_strings(top.get("account_prefixes", list), f"{where}.account_prefixes"),
             node_types=tuple(node_types),
             form=form,
+            hints=hints,
         )
         top.done()
         return cluster
@@ -304,6 +333,12 @@ def _bounds(data: Any, where: str) -> Bounds:
 def _strings(data: Sequence[Any], where: str) -> tuple[str, ...]:
     if not all(isinstance(item, str) for item in data):
         raise ModelFormatError(f"{where}: expected a list of strings")
+    return tuple(data)
+
+
+def _ints(data: Sequence[Any], where: str) -> tuple[int, ...]:
+    if not all(isinstance(item, int) and not isinstance(item, bool) for item in data):
+        raise ModelFormatError(f"{where}: expected a list of integers")
     return tuple(data)
 
 

@@ -83,6 +83,12 @@ class ServerOptions(LoggingConfigurable):
             self._model = Cluster.from_data(self.cluster, f"{type(self).__name__}.cluster")
         return self._model
 
+    @property
+    def status_url(self) -> str:
+        """The cluster's status page (the model's hints, checked by the preflight), "" for none: the timeout's
+        message and the start page (spawn_pending.html) link it."""
+        return self.model.hints.status_url
+
     async def user_accounts(self) -> list[str] | None:
         """The user's accounts matching the cluster's prefixes; None when Slurm cannot tell."""
         return await self.services.queries.user_accounts(self.user.name, self.model.account_prefixes)

@@ -71,6 +71,9 @@ DEFAULT_TIMEOUT_HELP = N_(
     "free resources right now: try again later."
 )
 
+# Added to the timeout's message when the site gives its cluster's status page (hpc_cluster.hints.status_url).
+STATUS_LINE = N_("Cluster status: {url}")
+
 
 class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
     """A user's server as a Slurm job made from a validated Server Options request."""
@@ -289,11 +292,12 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         reason, user = self.job.reason, self.user.name
         self.log.warning("Job %s of %s pending after %.0f s (%s): cancelling it", job_id, user, waited, reason)
         # The default text is in the catalog; a site's own text has no translation and is shown as written.
-        return RuntimeError(
-            _(self.timeout_help).format(
-                job_id=job_id, seconds=round(waited), reason=reason or _("unknown"), cluster=self.model.display_name
-            )
+        message = _(self.timeout_help).format(
+            job_id=job_id, seconds=round(waited), reason=reason or _("unknown"), cluster=self.model.display_name
         )
+        if self.status_url:
+            message += " " + _(STATUS_LINE).format(url=self.status_url)
+        return RuntimeError(message)
 
     async def cancel_submitted(self, job_id: str) -> None:
         """A start that did not succeed leaves no job behind (a job cancelled later would otherwise start and run
