@@ -162,6 +162,19 @@ def test_the_estimate_runs_sbatch_test_only_with_the_spawns_own_script(tmp_path:
     assert "#SBATCH --mem=512M\n" in script
 
 
+def test_an_estimate_before_a_start_leaves_the_spawner_as_it_was(tmp_path: Path) -> None:
+    """batchspawner computes the job's --export names once per spawner, at the first call: an estimate before any
+    Start (no server yet, so no JUPYTERHUB_SERVICE_PREFIX) must not be that call, or the next Start's job serves at
+    the wrong path (Molecule found it: every kernel request 404)."""
+    spawner_ = estimator(tmp_path, f"echo '{LINE}' >&2")
+    del spawner_._trait_values["req_keepvars"]  # type: ignore[attr-defined]  # as the role sets it: not at all
+    assert not spawner_.trait_has_value("req_keepvars")  # type: ignore[attr-defined]
+    status, _answer = asyncio.run(start_estimate(spawner_, FIELDS))  # type: ignore[arg-type]
+    assert status == 200
+    assert "#SBATCH --export=" in (tmp_path / "ran.stdin").read_text()
+    assert not spawner_.trait_has_value("req_keepvars")  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

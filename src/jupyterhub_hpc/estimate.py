@@ -122,6 +122,23 @@ def parse(returncode: int | None, stderr: str) -> Estimate:
     return Estimate()
 
 
+async def estimate_script(spawner: Any, request: Request) -> str:
+    """The script a Start of ``request`` would submit (its #SBATCH lines are what Slurm estimates), rendered
+    without changing the spawner: batchspawner computes its ``keepvars`` (the names of the job's environment, for
+    ``--export``) once per spawner, at the first call, and before a Start the server's URL variables are not in that
+    environment yet. A job submitted with names fixed by an estimate would lose JUPYTERHUB_SERVICE_PREFIX and
+    serve at the wrong path: so until a Start has fixed them, an estimate takes today's names and keeps nothing."""
+    if spawner.trait_has_value("req_keepvars"):
+        subvars = spawner.job_script_vars(request)
+    else:
+        keepvars = ",".join(spawner.get_env())
+        extra = getattr(spawner, "req_keepvars_extra", "")
+        with_keepvars = {"keepvars": f"{keepvars},{extra}" if extra else keepvars}
+        names = [name for name in spawner.trait_names() if name.startswith("req_") and name != "req_keepvars"]
+        subvars = {**{name[4:]: getattr(spawner, name) for name in names}, **with_keepvars, **request.job_vars()}
+    return str(await spawner._get_batch_script(**subvars, cmd=spawner.cmd_formatted_for_batch()))
+
+
 def answer_of(estimate: Estimate, request: Request, now: datetime) -> dict[str, str]:
     """The JSON answer for the page: a state ("start", "refused", "unknown"), the line to show, the start (ISO)."""
     state = "start" if estimate.known else ("refused" if estimate.problem else "unknown")
@@ -159,7 +176,7 @@ class Estimator(Protocol):
 
     async def validated(self, options: Mapping[str, Any]) -> Request: ...
 
-    async def batch_script_for(self, request: Request) -> tuple[dict[str, Any], str]: ...
+    def job_script_vars(self, request: Request) -> dict[str, Any]: ...
 
 
 async def start_estimate(spawner: Estimator, fields: Mapping[str, list[str]]) -> tuple[int, dict[str, str]]:
@@ -184,7 +201,7 @@ async def start_estimate(spawner: Estimator, fields: Mapping[str, list[str]]) ->
         )
         return (429 if refused == "user" else 503), {"state": "later", "message": message, "start": ""}
     try:
-        _vars, script = await spawner.batch_script_for(request)
+        script = await estimate_script(spawner, request)
         cmd = spawner.services.as_user(user, queries.estimate_cmd)
         result = await spawner.services.run(
             cmd, stdin=script.encode(), limit=OUTPUT_LIMIT, timeout=queries.estimate_timeout

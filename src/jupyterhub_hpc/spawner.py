@@ -192,13 +192,9 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         return host, port
 
     def job_script_vars(self, request: Any) -> dict[str, Any]:
-        """batchspawner's req_* settings (the site's: homedir, keepvars, srun, ...), the request's #SBATCH values."""
+        """The job script's variables: batchspawner's req_* settings (the site's configuration: homedir, keepvars,
+        srun, ...) and the validated request's #SBATCH values over them. Never user_options."""
         return {**self.get_req_subvars(), **request.job_vars()}
-
-    async def batch_script_for(self, request: Any) -> tuple[dict[str, Any], str]:
-        """The job script's variables and the script for a validated request (a spawn's, an estimate's)."""
-        subvars = self.job_script_vars(request)
-        return subvars, await self._get_batch_script(**subvars, cmd=self.cmd_formatted_for_batch())
 
     async def submit_batch_script(self) -> str:
         """sbatch, as the user, with the script rendered from job_request alone; if Slurm refuses, say so with its
@@ -206,8 +202,9 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
         request = self.job_request
         if request is None:
             raise RuntimeError(_("No validated Server Options for this server: nothing was submitted."))
-        subvars, script = await self.batch_script_for(request)
+        subvars = self.job_script_vars(request)
         cmd = self.services.as_user(self.user.name, format_template(self.batch_submit_cmd, **subvars))
+        script = await self._get_batch_script(**subvars, cmd=self.cmd_formatted_for_batch())
         self.log.info("Submitting the job of %s: %s", self.user.name, cmd)
         self.log.debug("Job script:\n%s", script)
         try:

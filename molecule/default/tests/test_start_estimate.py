@@ -27,10 +27,11 @@ def estimate(client: HubClient, **fields: str) -> requests.Response:
 
 
 def fill_the_node(hub: Host, hours: int) -> str:
-    """bob's job holding every core of the demo's one compute node (4 cores) for ``hours``; its id."""
+    """bob's job holding all the memory of the demo's one compute node (8000 MB: its cores are shared, the demo
+    oversubscribes them, its memory is not) for ``hours``; its id."""
     out = hub.check_output(
-        "runuser -u bob -- sbatch --parsable --job-name=node-filler --account=def-bob --cpus-per-task=4 "
-        f"--mem=1000 --time={hours * 60} --output=/dev/null --wrap 'sleep 3600'"
+        "runuser -u bob -- sbatch --parsable --job-name=node-filler --account=def-bob --cpus-per-task=1 "
+        f"--mem=8000 --time={hours * 60} --output=/dev/null --wrap 'sleep 3600'"
     )
     job_id = out.strip().split(";")[0]
     wait_for(lambda: any(line.split()[2] == "RUNNING" for line in squeue_of(hub, "bob")), 60)
