@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_spawner_unit import fake, one_hub_per_test, spawner  # noqa: F401
+
+# one_hub_per_test: autouse, each test a hub of its own (the estimates' gate counts per hub).
+from test_spawner_unit import fake, one_hub_per_test, spawner  # noqa: F401  # pylint: disable=unused-import
 
 from jupyterhub_hpc import i18n
 from jupyterhub_hpc.estimate import OUTPUT_LIMIT, Estimate, parse, start_estimate
@@ -110,7 +112,7 @@ def test_a_user_gets_a_few_estimates_a_minute_one_at_a_time() -> None:
     assert gate.admit("alice") == ""
     assert gate.admit("alice") == "user"  # one at a time
     gate.failed("alice")
-    for _ in range(2):
+    for _round in range(2):
         assert gate.admit("alice") == ""
         gate.failed("alice")
     assert gate.admit("alice") == "user"  # 3 in the last minute
