@@ -216,6 +216,7 @@ def test_the_form_tells_what_the_last_session_used_from_one_sacct_as_the_hubs_us
         f"--user={_me()}",
         "--name=jupyterhub",
         "--starttime=now-14days",
+        "--endtime=now",
         "--state=CD,CA,TO,F,OOM,NF,PR",
         "--format=JobID,State,End,ElapsedRaw,AllocCPUS,TotalCPU,ReqMem,MaxRSS,AllocTRES",
     ]

@@ -290,10 +290,12 @@ def _usage(job_id: str, job: _Line, steps: list[_Line]) -> SessionUsage | None:
 
 
 def command(sacct: str, job_name: str) -> str:
-    """The sacct command (``{username}``: the user's name, shell-quoted) for the user's sessions' accounting."""
+    """The sacct command (``{username}``: the user's name, shell-quoted) for the user's sessions' accounting.
+    ``--endtime=now``: with ``--state``, sacct's end of the window is its start unless given (the jobs in those
+    states at that one moment, 14 days ago: none; found on Slurm 24.11)."""
     return (
         f"{sacct} --noheader --parsable2 --user={{username}} --name={shlex.quote(job_name)} "
-        f"--starttime={WINDOW} --state={STATES} --format={FORMAT}"
+        f"--starttime={WINDOW} --endtime=now --state={STATES} --format={FORMAT}"
     )
 
 
