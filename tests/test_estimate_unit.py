@@ -41,7 +41,9 @@ def test_slurms_line_gives_the_start_nodes_and_partition() -> None:
         (NOW + timedelta(minutes=42), "Slurm expects this session to start in about 42 min on node type cpu."),
         (
             NOW + timedelta(hours=5, minutes=10),
-            "Slurm expects this session to start in about 5 h on node type cpu (at 2026-12-08 04:10).",
+            "Slurm expects this session to start in about 5 h on node type cpu (at "
+            + (NOW + timedelta(hours=5, minutes=10)).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+            + ").",
         ),
     ],
 )
@@ -93,6 +95,14 @@ def test_slurms_refusal_is_shown_checked_and_short(stderr: str, problem: str) ->
     assert not estimate.known
 
 
+def test_only_slurms_own_refusal_is_shown() -> None:
+    """sudo's refusal names the hub's account, its host and the command; a site plugin's note is not the reason."""
+    sudo = "Sorry, user jupyterhub is not allowed to execute '/usr/bin/sbatch --test-only' as alice on hub."
+    assert parse(1, sudo) == Estimate()
+    note = "sbatch: NOTE: your job is routed\nsbatch: error: Batch job submission failed: Invalid account"
+    assert parse(1, note) == Estimate(problem="Invalid account")
+
+
 def test_no_answer_in_time_is_no_estimate() -> None:
     assert parse(None, LINE) == Estimate()  # a killed command's output is never read as an answer
 
@@ -130,6 +140,25 @@ def test_the_hub_asks_slurm_for_a_bounded_number_at_once() -> None:
     assert gate.admit("carol") == ""
 
 
+def test_the_hubs_estimates_are_bounded_a_minute_too() -> None:
+    clock = Clock()
+    gate = EstimateGate(per_minute=10, concurrency=5, cache_seconds=20, clock=clock, hub_per_minute=3)
+    for user in ("a", "b", "c"):
+        assert gate.admit(user) == ""
+        gate.done(user, REQUEST, None)
+    assert gate.admit("d") == "busy"  # slurmctld's will-run requests: 3 a minute here, whoever asks
+    clock.now = 61.0
+    assert gate.admit("d") == ""
+
+
+def test_a_turn_that_ended_without_an_answer_keeps_nothing() -> None:
+    gate = EstimateGate(per_minute=10, concurrency=2, cache_seconds=20, clock=Clock())
+    assert gate.admit("alice") == ""
+    gate.done("alice", REQUEST, None)
+    assert gate.cached("alice", REQUEST) is None
+    assert gate.admit("alice") == ""  # her turn ended: the next one is hers
+
+
 def test_the_same_request_is_answered_from_the_cache_for_a_while() -> None:
     clock = Clock()
     gate = EstimateGate(per_minute=10, concurrency=2, cache_seconds=20, clock=clock)
@@ -156,7 +185,7 @@ def test_the_estimate_runs_sbatch_test_only_with_the_spawns_own_script(tmp_path:
     status, answer = asyncio.run(start_estimate(spawner_, {**FIELDS, "cores": ["2"]}))  # type: ignore[arg-type]
     assert status == 200
     assert answer["state"] == "start"
-    assert answer["start"] == "2026-12-07T23:05:35"
+    assert answer["start"] == datetime(2026, 12, 7, 23, 5, 35).astimezone().isoformat()  # with the hub's zone
     assert (tmp_path / "ran").read_text() == f"{tmp_path}/sbatch --test-only\n"  # nothing of the user's
     script = (tmp_path / "ran.stdin").read_text()
     assert "#SBATCH --cpus-per-task=2\n" in script

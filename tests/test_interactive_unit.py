@@ -51,13 +51,21 @@ def test_real_lines() -> None:
     ]
 
 
+def test_a_job_name_cannot_shift_the_fields_nor_start_a_line_of_its_own() -> None:
+    """The name is hers and last: a "|" in it is part of it (her allocation is still named), and only "\n" ends a
+    line (str.splitlines would also end one at \u2028 or \x1c, and a name could then forge a job of her own)."""
+    (job,) = interactive.parse("1|0|RUNNING|2026-12-07T23:05:35|9:56|alice|x|y|\n", "alice", "jupyterhub")
+    assert (job.id, job.kind) == ("1", "allocation")
+    forged = "1|0|RUNNING|N/A|9:56|alice|x\u2028 99999|0|RUNNING|N/A|9:56|alice|y|\n"
+    assert [j.id for j in interactive.parse(forged, "alice", "jupyterhub")] == ["1"]
+
+
 @pytest.mark.parametrize(
     "line",
     [
         "1|0|RUNNING|2026-12-07T23:05:35|9:56|bob|probe-alloc|",  # another user's job in the answer
         "1|0|RUNNING|2026-12-07T23:05:35|9:56|alice2|x|",
         "1|0|RUNNING|2026-12-07T23:05:35|9:56|alice|x",  # no trailing separator: not this format
-        "1|0|RUNNING|2026-12-07T23:05:35|9:56|alice|x|y|",  # a "|" in a field: one field too many
         "1;rm|0|RUNNING|2026-12-07T23:05:35|9:56|alice|x|",
         "<script>|0|RUNNING|2026-12-07T23:05:35|9:56|alice|x|",
         "1|0|<script>alert(1)</script>|2026-12-07T23:05:35|9:56|alice|x|",
@@ -124,6 +132,21 @@ def test_the_query_runs_as_the_hub_with_the_users_name_quoted_and_is_cached(tmp_
     default = HubServices(job_ledger_file="").queries.interactive_jobs_cmd
     assert default == "/usr/bin/squeue --noheader --user={username} -O '" + interactive.FORMAT + "'"
     assert "sudo" not in default
+
+
+def test_users_opening_the_form_at_once_ask_slurm_once(tmp_path: Path) -> None:
+    """A user who opens the form 30 times at once: one squeue, the others share its answer (the form's queries
+    run in slots of their own, never a spawn's)."""
+    calls = tmp_path / "calls"
+    squeue = fake(tmp_path, "squeue", f'echo x >> {calls}; sleep 0.3; echo "{ALLOC}"')
+    services = HubServices(config=queries_config(interactive_jobs_cmd=squeue), job_ledger_file="")
+
+    async def thirty() -> list[list[OtherJob]]:
+        return list(await asyncio.gather(*(services.queries.other_interactive_jobs("alice") for _n in range(30))))
+
+    answers = asyncio.run(thirty())
+    assert all([j.id for j in jobs] == ["1"] for jobs in answers)
+    assert calls.read_text().split() == ["x"]
 
 
 def test_a_failing_query_is_no_job_and_a_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -100,3 +100,14 @@ def test_the_raw_inventory_model_is_not_a_shipped_model() -> None:
     """No guessing which of the two a value is (the old key sniffing): only the schema loads."""
     with pytest.raises(ModelFormatError, match=r"^cluster\.schema: missing"):
         Cluster.from_data(inventory_cluster("fir"))
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "https://user:pw@x.org/", 'https://x.org/"><script>', "https://x.org/" + "a" * 300]
+)
+def test_the_hub_checks_the_status_url_again_as_it_loads_the_model(url: str) -> None:
+    """The preflight refuses these; a configuration edited by hand must not bring one to a page's link either."""
+    data = validate_cluster(inventory_cluster("narval")).to_data()
+    data["hints"]["status_url"] = url
+    with pytest.raises(ModelFormatError, match=r"hints\.status_url"):
+        Cluster.from_data(data, "hpc_cluster_model")

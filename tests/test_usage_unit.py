@@ -252,9 +252,10 @@ def test_an_empty_setting_turns_it_off(tmp_path: Path) -> None:
     assert not calls.exists()
 
 
-def test_a_user_name_is_shell_quoted(tmp_path: Path) -> None:
+def test_a_user_name_is_shell_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where an unquoted `touch x` would make x (a /tmp/x of another run says nothing)
     calls = tmp_path / "calls"
     s = spawner(tmp_path, sacct=fake(tmp_path, "sacct", f'echo "$@" >>{calls}'))
     assert asyncio.run(s.services.queries.last_usage("a b;touch x")) is None
     assert "--user=a b;touch x --name" in calls.read_text()
-    assert not (Path.cwd() / "x").exists()
+    assert not (tmp_path / "x").exists()

@@ -17,7 +17,18 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jupyterhub_hpc.model import INTERFACES, Bounds, Cluster, Form, GpuChoice, GpuType, Hints, NodeType
+from jupyterhub_hpc.model import (
+    INTERFACES,
+    MAX_STATUS_URL,
+    STATUS_URL,
+    Bounds,
+    Cluster,
+    Form,
+    GpuChoice,
+    GpuType,
+    Hints,
+    NodeType,
+)
 from jupyterhub_hpc.units import (
     MAX_TEXT,
     NAME,
@@ -34,18 +45,6 @@ from jupyterhub_hpc.units import (
 __all__ = ["fitting_node_types", "gpu_choices", "validate_cluster"]
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
-
-#: A status page's URL: https, a host name (DNS labels) and an optional port, then a path, query and fragment of
-#: URL-safe characters only. No user name or password (no "@"), no quote, angle bracket, space or backslash: it is
-#: shown in a page's link and in messages as it is.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_STATUS_URL = re.compile(
-    rf"https://{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~%!$&()*+,;=:/-]*)?"
-    r"(?:\?[A-Za-z0-9._~%!$&()*+,;=:/?-]*)?(?:#[A-Za-z0-9._~%!$&()*+,;=:/?-]*)?",
-    re.ASCII,
-)
-#: The longest status URL a site may give.
-MAX_STATUS_URL = 200
 
 
 def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> Cluster:
@@ -306,7 +305,7 @@ def _hints(raw: Any, path: str, time: Bounds | None, problems: Problems) -> Hint
             f"{MAX_STATUS_URL}"
         )
         status_url = ""
-    elif status_url and not _STATUS_URL.fullmatch(status_url):
+    elif status_url and not STATUS_URL.fullmatch(status_url):
         problems.add(
             f"{hints_path}.status_url: {show(status_url)} is not an https URL of the shape https://host[:port]/path "
             "(no user name or password, no quote, space or angle bracket)"

@@ -93,7 +93,7 @@ class Estimate:
             )
         hours = round(minutes / 60)
         return _("Slurm expects this session to start in about {hours} h {where} (at {time}).").format(
-            hours=hours, where=where, time=self.start.strftime("%Y-%m-%d %H:%M")
+            hours=hours, where=where, time=self.start.astimezone().strftime("%Y-%m-%d %H:%M %Z")
         )
 
 
@@ -101,7 +101,7 @@ def parse(returncode: int | None, stderr: str) -> Estimate:
     """sbatch --test-only's status and stderr as an ``Estimate``: a line of Slurm's exact shape, or its checked
     reason, or nothing known."""
     if returncode == 0:
-        for line in stderr.splitlines()[:20]:
+        for line in stderr.split("\n")[:20]:
             found = _ANSWER.fullmatch(line.strip())
             if found is None or not JOB_ID.fullmatch(found["job"]):
                 continue
@@ -113,7 +113,11 @@ def parse(returncode: int | None, stderr: str) -> Estimate:
         return Estimate()
     if returncode is None:
         return Estimate()
-    for line in stderr.splitlines()[:20]:
+    for line in stderr.split("\n")[:20]:
+        # Slurm's own refusal only: not sudo's ("Sorry, user ... is not allowed ..." names the hub's account and
+        # host), nor a site plugin's note before it.
+        if not line.startswith(("sbatch: error: ", "allocation failure: ")):
+            continue
         reason = line.strip().removeprefix("sbatch: error: ").removeprefix("Batch job submission failed: ").strip()
         if reason and _REFUSAL.fullmatch(reason):
             if len(reason) > _REFUSAL_SHOWN:
@@ -142,7 +146,7 @@ async def estimate_script(spawner: Any, request: Request) -> str:
 def answer_of(estimate: Estimate, request: Request, now: datetime) -> dict[str, str]:
     """The JSON answer for the page: a state ("start", "refused", "unknown"), the line to show, the start (ISO)."""
     state = "start" if estimate.known else ("refused" if estimate.problem else "unknown")
-    start = estimate.start.isoformat() if estimate.start else ""
+    start = estimate.start.astimezone().isoformat() if estimate.start else ""  # with the hub's zone
     return {"state": state, "message": estimate.message(request, now), "start": start}
 
 
@@ -200,16 +204,16 @@ async def start_estimate(spawner: Estimator, fields: Mapping[str, list[str]]) ->
             else _("The hub is busy with other estimates: the next one in a few seconds.")
         )
         return (429 if refused == "user" else 503), {"state": "later", "message": message, "start": ""}
-    try:
+    answer: dict[str, str] | None = None
+    try:  # whatever happens, the user's turn ends (else every later estimate of hers would be a 429)
         script = await estimate_script(spawner, request)
         cmd = spawner.services.as_user(user, queries.estimate_cmd)
+        timeout = min(queries.estimate_timeout, queries.query_timeout * 2)
         result = await spawner.services.run(
-            cmd, stdin=script.encode(), limit=OUTPUT_LIMIT, timeout=queries.estimate_timeout
+            cmd, stdin=script.encode(), limit=OUTPUT_LIMIT, timeout=timeout, pool=queries.pool
         )
-    except BaseException:
-        gate.failed(user)
-        raise
-    estimate = parse(result.returncode, result.stderr.decode(errors="replace"))
-    answer = answer_of(estimate, request, datetime.now())
-    gate.done(user, request, answer)
+        estimate = parse(result.returncode, result.stderr.decode(errors="replace"))
+        answer = answer_of(estimate, request, datetime.now())
+    finally:
+        gate.done(user, request, answer)
     return 200, answer

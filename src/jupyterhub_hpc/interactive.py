@@ -75,10 +75,13 @@ def parse_line(line: str, user: str, hub_job_name: str) -> OtherJob | None:
     is a batch job other than the hub's, or it has ended."""
     if len(line) > MAX_LINE:
         return None
-    fields = line.rstrip("\r").split("|")
-    if len(fields) != 8 or fields[7] != "":
+    # The job's name is the user's own text, last on the line: split six times, the name is what is left (a "|" in
+    # it shifts no field).
+    fields = line.rstrip("\r").split("|", 6)
+    if len(fields) != 7 or not fields[6].endswith("|"):
         return None
-    job_id, batch_flag, state, start, time_left, owner, name = (field.strip() for field in fields[:7])
+    fields[6] = fields[6][:-1]
+    job_id, batch_flag, state, start, time_left, owner, name = (field.strip() for field in fields)
     if not JOB_ID.fullmatch(job_id) or owner != user or not user:
         return None
     if not _STATE.fullmatch(state) or state not in ACTIVE_STATES:
@@ -108,7 +111,8 @@ def parse(output: str, user: str, hub_job_name: str, exclude: Iterable[str] = ()
     excluded = set(exclude)
     found: list[OtherJob] = []
     seen: set[str] = set()
-    for number, line in enumerate(output.splitlines()):
+    # Lines end at "\n" only: str.splitlines also splits at \x0b, \x1c, \u2028 ..., which a job name may hold.
+    for number, line in enumerate(output.split("\n")):
         if number >= MAX_LINES:
             break
         job = parse_line(line, user, hub_job_name)

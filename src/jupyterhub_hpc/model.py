@@ -15,6 +15,7 @@ labels for the catalog.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -242,6 +243,12 @@ class Cluster:
             status_url=raw_hints.get("status_url", str),
         )
         raw_hints.done()
+        if hints.status_url and not (
+            len(hints.status_url) <= MAX_STATUS_URL and STATUS_URL.fullmatch(hints.status_url)
+        ):
+            # Checked by the preflight; checked again here: the hub links it in a page (a hand-edited configuration
+            # must not put a javascript: link there).
+            raise ModelFormatError(f"{where}.hints.status_url: not an https URL of the allowed shape")
         node_types = []
         for name, raw_node in sorted(top.get("node_types", dict).items()):
             npath = f"{where}.node_types.{name}"
@@ -284,6 +291,19 @@ class Cluster:
     @classmethod
     def from_json(cls, text: str, where: str = "cluster") -> Cluster:
         return cls.from_data(json.loads(text), where)
+
+
+#: A status page's URL: https, a host name (DNS labels) and an optional port, then a path, query and fragment of
+#: URL-safe characters only. No user name or password (no "@"), no quote, angle bracket, space or backslash: it is
+#: shown in a page's link and in messages as it is.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+STATUS_URL = re.compile(
+    rf"https://{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~%!$&()*+,;=:/-]*)?"
+    r"(?:\?[A-Za-z0-9._~%!$&()*+,;=:/?-]*)?(?:#[A-Za-z0-9._~%!$&()*+,;=:/?-]*)?",
+    re.ASCII,
+)
+#: The longest status URL a site may give.
+MAX_STATUS_URL = 200
 
 
 class ModelFormatError(ValueError):

@@ -15,6 +15,7 @@ told on the form).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -99,15 +100,20 @@ class ServerOptions(LoggingConfigurable):
 
     async def render_form(self) -> str:
         model = self.model
-        accounts = await self.user_accounts()
+        queries, user = self.services.queries, self.user.name
+        # The form's questions to Slurm together, each bounded in seconds (UserQueries.query_timeout): a slow Slurm
+        # delays the form by one of them, not by their sum.
+        accounts, others, usage = await asyncio.gather(
+            self.user_accounts(),
+            queries.other_interactive_jobs(user, exclude=set(self._own_jobs(self))),
+            queries.last_usage(user),
+        )
         previous, self._linked = self._linked or self._submitted or self.user_options or {}, None
         end = self.job.end
         if end is not None and not end.state:  # squeue had forgotten the job: Slurm's accounting, once asked
             end = await self.services.accounted_end(end)
             self.job = replace(self.job, end=end)
         notice = end.message() if end else ""
-        own = set(self._own_jobs(self))
-        others = await self.services.queries.other_interactive_jobs(self.user.name, exclude=own)
         servers = {
             job
             for spawner in (getattr(self.user, "spawners", None) or {}).values()
@@ -115,8 +121,7 @@ class ServerOptions(LoggingConfigurable):
             for job in self._own_jobs(spawner)
         }
         hub_url = str(getattr(getattr(self, "hub", None), "base_url", "") or "/hub/")
-        estimate_url = f"{hub_url}hpc/estimate" if self.services.queries.estimate_cmd else ""
-        usage = await self.services.queries.last_usage(self.user.name)
+        estimate_url = f"{hub_url}hpc/estimate" if queries.estimate_cmd else ""
         return form.render(
             model,
             accounts,

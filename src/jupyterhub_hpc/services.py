@@ -193,16 +193,19 @@ class HubServices(SingletonConfigurable):
         env: dict[str, str] | None = None,
         limit: int = 0,
         timeout: float = 0.0,
+        pool: tuple[str, int] = ("", 0),
     ) -> Result:
-        """Any command, bounded (``limit`` bytes, ``timeout`` seconds: 0 for the hub's own bounds); only
-        ``clean_env()`` or what the caller names (never the hub's environment)."""
+        """Any command, bounded (``limit`` bytes, ``timeout`` seconds: 0 for the hub's own bounds; ``pool``: a name
+        and a number of slots of its own, else the hub's command_concurrency); only ``clean_env()`` or what the
+        caller names (never the hub's environment)."""
         return await run_bounded(
             cmd,
             env=clean_env() if env is None else env,
             timeout=min(timeout, self.command_timeout) if timeout > 0 else self.command_timeout,
             limit=limit or self.command_output_limit,
-            concurrency=self.command_concurrency,
+            concurrency=pool[1] or self.command_concurrency,
             stdin=stdin,
+            pool=pool[0],
         )
 
     def as_user(self, user: str, cmd: str) -> str:
