@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def allocation(hub: Host) -> Iterator[str]:
     )
     match = re.search(r"Granted job allocation ([0-9]+)", out)
     assert match, out
+    # The form reuses a user's list of other jobs for 5 s (UserQueries.interactive_jobs_cache_seconds), and the
+    # step before rendered alice's form a moment ago.
+    time.sleep(6)
     yield match.group(1)
     hub.run(f"scancel {match.group(1)}")
 
