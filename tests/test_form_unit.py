@@ -10,7 +10,7 @@ from typing import Any
 
 from test_spawner_unit import CLUSTER, spawner
 
-from jupyterhub_hpc import form, i18n
+from jupyterhub_hpc import form
 from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.cluster_rules import validate_cluster
 
@@ -51,47 +51,3 @@ def test_only_well_formed_accounts_with_the_clusters_prefixes_are_offered() -> N
 def test_the_spawner_renders_the_form_of_its_model_and_the_users_accounts(tmp_path: Path) -> None:
     s = spawner(tmp_path)  # its sacctmgr answers def-alice
     assert asyncio.run(s.render_form()) == form.render(MODEL, ["def-alice"], {})
-
-
-HINTED = validate_cluster({**CLUSTER, "display_name": "Demo <b>", "hints": {"fast_start_times": [1, 3]}})
-
-
-def shown_hints(html: str) -> list[str]:
-    """The hint lines not hidden, by their tier (hours)."""
-    return re.findall(r'<small class="form-text" data-hpc-above="([0-9]+)">', html)
-
-
-def test_the_time_hint_shows_the_tier_the_time_crosses() -> None:
-    assert shown_hints(form.render(HINTED, [], {"time": "1"})) == []
-    assert shown_hints(form.render(HINTED, [], {})) == []  # the default, 1 h: no hint
-    html = form.render(HINTED, [], {"time": "1.5"})
-    assert shown_hints(html) == ["1"]
-    assert "Sessions of 1 h or less start fastest on Demo &lt;b&gt;." in html and "<b>" not in html
-    assert shown_hints(form.render(HINTED, [], {"time": "3"})) == ["1"]
-    assert shown_hints(form.render(HINTED, [], {"time": "4"})) == ["3"]
-    assert "Sessions of 3 h or less start sooner on Demo &lt;b&gt;." in form.render(HINTED, [], {"time": "4"})
-    # Every line is in the page for the script, the others hidden; the script is fixed text.
-    html = form.render(HINTED, [], {"time": "4"})
-    assert '<small class="form-text" data-hpc-above="1" hidden>' in html
-    assert html.count("<script>") == 1 and 'addEventListener("input"' in html
-
-
-def test_a_time_that_is_no_number_shows_no_hint_and_is_escaped() -> None:
-    for value in ("x", "nan", "inf", "1e400", '4"><script>alert(1)</script>', "9" * 5000):
-        html = form.render(HINTED, [], {"time": value})
-        assert shown_hints(html) == [], value
-        assert "<script>alert" not in html
-
-
-def test_no_tier_no_hint_and_no_script() -> None:
-    html = form.render(MODEL, [], {"time": "8"})
-    assert "hpc-fast-start" not in html and "<script>" not in html
-
-
-def test_the_time_hint_in_french() -> None:
-    with i18n.use("fr"):
-        html = form.render(HINTED, [], {"time": "2"})
-    assert "Les sessions de 1 h ou moins démarrent le plus vite sur Demo &lt;b&gt;." in html
-    with i18n.use("fr"):
-        html = form.render(HINTED, [], {"time": "4"})
-    assert "Les sessions de 3 h ou moins démarrent plus tôt sur Demo &lt;b&gt;." in html

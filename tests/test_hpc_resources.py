@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from jupyterhub_hpc.cluster_rules import fitting_node_types, gpu_choices, validate_cluster
-from jupyterhub_hpc.model import Bounds, Cluster, Hints, format_slurm_time
+from jupyterhub_hpc.model import Bounds, Cluster, format_slurm_time
 from jupyterhub_hpc.request_rules import validate_request
 from jupyterhub_hpc.units import ResourceError, parse_memory_mb, parse_walltime_minutes
 
@@ -560,65 +560,3 @@ def test_model_values_that_cannot_reach_slurm_are_refused() -> None:
     assert problems_of(validate_request, {}, hacked) == [
         "Partition (hpc_cluster.form.partition): 'cpu;id' cannot be passed to Slurm (it must match [A-Za-z0-9_,-]*)"
     ]
-
-
-# -- the site's hints ----------------------------------------------------------------------------------------
-def test_the_sites_hints_are_normalized_and_default_to_none() -> None:
-    assert validate_cluster(cluster()).hints == Hints()
-    hints = {"fast_start_times": [3, "12h"], "status_url": "https://status.alliancecan.ca/"}
-    valid = validate_cluster({**cluster(), "hints": hints})
-    assert valid.hints == Hints(fast_start_minutes=(180, 720), status_url="https://status.alliancecan.ca/")
-    assert valid.hints.fast_start_tier(180) is None
-    assert valid.hints.fast_start_tier(181) == 180
-    assert valid.hints.fast_start_tier(721) == 720
-    assert validate_cluster({**cluster(), "hints": {"status_url": None}}).hints == Hints()
-
-
-@pytest.mark.parametrize(
-    ("hints", "message"),
-    [
-        (
-            {"fast_start_times": [24]},
-            "hpc_cluster.hints.fast_start_times[0]: 24 (24 h) is outside the form's times: at least 0.5 h "
-            "(hpc_cluster.form.time.min) and below 24 h (hpc_cluster.form.time.max)",
-        ),
-        (
-            {"fast_start_times": [1.5]},
-            "hpc_cluster.hints.fast_start_times[0]: 1.5 (1.5 h) is not a whole number of hours",
-        ),
-        (
-            {"fast_start_times": [12, 3]},
-            "hpc_cluster.hints.fast_start_times[1]: 3 (3 h) is not above the previous one (ascending)",
-        ),
-        (
-            {"fast_start_times": "3"},
-            "hpc_cluster.hints.fast_start_times: expected a list of durations in hours, such as [3]",
-        ),
-        (
-            {"fast_start_times": ["soon"]},
-            "hpc_cluster.hints.fast_start_times[0]: 'soon'",
-        ),
-        (
-            {"status_url": "javascript:alert(1)"},
-            "hpc_cluster.hints.status_url: 'javascript:alert(1)' is not an https URL of the shape "
-            "https://host[:port]/path (no user name or password, no quote, space or angle bracket)",
-        ),
-        ({"status_url": "https://user:pw@x"}, "hpc_cluster.hints.status_url: 'https://user:pw@x' is not an https URL"),
-        ({"status_url": "http://status.example.org/"}, "hpc_cluster.hints.status_url: 'http://status.example.org/'"),
-        (
-            {"status_url": 'https://x/"><script>alert(1)</script>'},
-            "hpc_cluster.hints.status_url: 'https://x/\"><script>alert(1)</script>' is not an https URL",
-        ),
-        (
-            {"status_url": "https://x/" + "a" * 4990},
-            "hpc_cluster.hints.status_url: 'https://x/aaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is 5000 characters, above "
-            "the limit of 200",
-        ),
-        ({"status_url": ["https://x"]}, "hpc_cluster.hints.status_url: <a JSON list> is not a URL"),
-        ({"status": "https://x"}, "hpc_cluster.hints: unknown key 'status' (known: fast_start_times, status_url)"),
-        ("3h", "hpc_cluster.hints: expected a mapping, got str"),
-    ],
-)
-def test_hints_that_break_a_rule_name_path_value_and_limit(hints: Any, message: str) -> None:
-    found = problems_of(validate_cluster, {**cluster(), "hints": hints})
-    assert any(problem.startswith(message) for problem in found), found

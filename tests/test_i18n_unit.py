@@ -11,7 +11,6 @@ import io
 import re
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import jinja2
@@ -427,17 +426,3 @@ def test_the_lab_locale_is_a_fixed_value() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
-
-
-def test_the_spawn_pending_page_links_the_clusters_status_page() -> None:
-    spawner = SimpleNamespace(status_url="https://status.example.org/a?b=1&c=2")
-    for language, words in (
-        ("en", "Waiting long? Check the cluster's status page for any issue:"),
-        ("fr", "L'attente est longue ? Vérifiez si un problème est signalé sur la page d'état de la grappe :"),
-    ):
-        page = render("spawn_pending.html", language, user=None, spawner=spawner, progress_url="/p")
-        assert words in page
-        assert '<a href="https://status.example.org/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer">' in page
-    assert "hpc-status" not in render("spawn_pending.html", "en", user=None, spawner=None, progress_url="/p")
-    no_url = SimpleNamespace(status_url="")
-    assert "hpc-status" not in render("spawn_pending.html", "en", user=None, spawner=no_url, progress_url="/p")

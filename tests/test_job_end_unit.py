@@ -118,8 +118,7 @@ def test_when_squeue_has_forgotten_the_job_slurms_accounting_tells(
     """squeue drops an ended job within seconds: sacct, as the hub's user, says how it ended."""
     calls = tmp_path / "calls"
     sacct = fake(tmp_path, "sacct", f'echo "$@" >>{calls}; {accounting}')
-    # usage_cmd "": only the job end's sacct here (the last session's usage: test_usage_unit.py)
-    s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", "true") + " {job_id}", sacct=sacct, usage_cmd="")
+    s = spawner(tmp_path, batch_query_cmd=fake(tmp_path, "squeue", "true") + " {job_id}", sacct=sacct)
     s.job = JobState("42")
     assert asyncio.run(s.poll()) == 1
     assert not calls.exists()  # poll never waits for slurmdbd: the form that tells the end asks
@@ -142,13 +141,7 @@ def test_the_shared_job_boards_last_word_is_kept_without_asking_again(tmp_path: 
     board = fake(tmp_path, "squeue-all", "echo '42 NODE_FAIL node7'")
     per_job = fake(tmp_path, "squeue", f"echo squeue >>{calls}; echo 'RUNNING node7'")
     sacct = fake(tmp_path, "sacct", f"echo sacct >>{calls}")
-    s = spawner(
-        tmp_path,
-        job_board_cmd=board + " {job_ids}",
-        batch_query_cmd=per_job + " {job_id}",
-        sacct=sacct,
-        usage_cmd="",  # the last session's usage is sacct's too (test_usage_unit.py)
-    )
+    s = spawner(tmp_path, job_board_cmd=board + " {job_ids}", batch_query_cmd=per_job + " {job_id}", sacct=sacct)
     s.job = JobState("42")
     assert asyncio.run(s.poll()) == 1
     assert "Your previous server (Slurm job 42) ended: its node node7 failed" in asyncio.run(s.render_form())

@@ -75,7 +75,7 @@ def test_no_option_is_both_required_and_defaulted(role: str) -> None:
 
 # Where the package's classes a role may configure live: the spawner's module and, once it exists, the hub-wide
 # services' (the hub's own Slurm queries and command limits, out of HPCSlurmSpawner).
-PACKAGE_MODULES = ("jupyterhub_hpc.spawner", "jupyterhub_hpc.services", "jupyterhub_hpc.user_queries")
+PACKAGE_MODULES = ("jupyterhub_hpc.spawner", "jupyterhub_hpc.services")
 # Classes of other projects the role configures: their traits must exist, their defaults are not the package's.
 OTHER_CLASSES: dict[str, type[Configurable]] = {
     "JupyterHub": JupyterHub,

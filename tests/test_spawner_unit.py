@@ -19,14 +19,13 @@ from jupyterhub import orm
 from tornado import web
 from traitlets.config import Config
 
-from jupyterhub_hpc import i18n, request_rules
+from jupyterhub_hpc import request_rules
 from jupyterhub_hpc.cluster_rules import validate_cluster
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.model import ModelFormatError, Request
 from jupyterhub_hpc.services import HubServices
 from jupyterhub_hpc.spawner import HPCSlurmSpawner, LinkedSpawn
-from jupyterhub_hpc.user_queries import UserQueries
 
 CLUSTER = {
     "name": "demo",
@@ -68,7 +67,6 @@ def one_hub_per_test() -> Any:
 
 
 SERVICES = set(HubServices.class_trait_names(config=True))
-QUERIES = set(UserQueries.class_trait_names(config=True))
 SPAWNER = set(HPCSlurmSpawner.class_trait_names(config=True))
 _hub_settings: dict[str, Any] = {}  # what the hub's services of the current test were made with
 
@@ -94,7 +92,7 @@ def spawner(tmp_path: Path, **settings: Any) -> HPCSlurmSpawner:
         **settings,
     }
     config = Config()
-    services = {key: value for key, value in settings.items() if key in SERVICES | QUERIES}
+    services = {key: value for key, value in settings.items() if key in SERVICES}
     if HubServices.initialized() and services != _hub_settings:
         HubServices.reset()  # a test's spawner configured otherwise: a hub of its own
     _hub_settings.clear()
@@ -103,11 +101,9 @@ def spawner(tmp_path: Path, **settings: Any) -> HPCSlurmSpawner:
     for key, value in settings.items():
         if key in SERVICES:
             config.HubServices[key] = value
-        if key in QUERIES:
-            config.UserQueries[key] = value
         if key in SPAWNER:
             config.HPCSlurmSpawner[key] = value
-        elif key not in SERVICES | QUERIES:  # not a setting (orm_spawner) or one the hub computes (req_homedir)
+        elif key not in SERVICES:  # not a setting (orm_spawner) or one the hub computes (req_homedir)
             extra[key] = value
     return HPCSlurmSpawner(user=user, hub=hub, config=config, **extra)
 
@@ -227,8 +223,8 @@ def test_the_spawner_loads_the_preflights_model_and_refuses_anything_else(tmp_pa
     assert spawner(tmp_path).model == validate_cluster(CLUSTER)
     with pytest.raises(ModelFormatError, match=r"HPCSlurmSpawner\.cluster\.schema: missing"):
         _model = spawner(tmp_path, cluster=CLUSTER).model  # the inventory's raw hpc_cluster: not what the hub loads
-    with pytest.raises(ModelFormatError, match="reads schema 2"):
-        _model = spawner(tmp_path, cluster={**SHIPPED, "schema": 1}).model  # an older release's model
+    with pytest.raises(ModelFormatError, match="reads schema 1"):
+        _model = spawner(tmp_path, cluster={**SHIPPED, "schema": 2}).model
 
 
 def test_one_squeue_answers_every_pending_spawn(tmp_path: Path) -> None:
@@ -301,21 +297,6 @@ def test_a_job_still_pending_at_the_timeout_is_cancelled_and_explained(tmp_path:
     assert "ask only for what you need" in message
     assert cancelled.read_text().strip() == "7"
     assert s.job.id == ""
-    assert "Cluster status" not in message  # this cluster gives no status page
-
-
-def test_the_timeout_links_the_clusters_status_page_in_english_and_french(tmp_path: Path) -> None:
-    hints = {"status_url": "https://status.example.org/", "fast_start_times": [3]}
-    shipped = validate_cluster({**CLUSTER, "hints": hints}).to_data()
-    for language, expected in (
-        ("en", "try again later. Cluster status: https://status.example.org/"),
-        ("fr", "réessayez plus tard. État de la grappe : https://status.example.org/"),
-    ):
-        s = pending_job_spawner(tmp_path, tmp_path / f"cancelled-{language}", cluster=shipped, pending_timeout=1.0)
-        assert s.status_url == "https://status.example.org/"
-        with i18n.use(language):
-            message = timed_out_start(s)
-        assert message.endswith(expected), message
 
 
 def test_start_returns_once_the_server_accepts_connections(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import urllib3
 from browser import CHROMIUM, CHROMIUM_FLAGS
 from hostnames import chromium_rules, map_domain
 from hubclient import HubClient
-from molhelpers import HUB_DOMAIN, SPAWNER_CONFIG, server_of, squeue_of, wait_for
+from molhelpers import HUB_DOMAIN, SPAWNER_CONFIG, server_of, squeue_of
 from playwright.sync_api import Browser, Page
 from testinfra.host import Host
 
@@ -100,9 +100,7 @@ def running(base_url: str, hub: Host) -> Iterator[HubClient]:
     client = server_of(base_url, "bob", "def-bob")
     yield client
     client.stop_server()
-    # Cancelled, the job may stay COMPLETING for a while: processes that ignore SIGTERM (the desktop's session, after
-    # test_apps) are killed after Slurm's KillWait (30 s).
-    wait_for(lambda: squeue_of(hub, "bob") == [], timeout=90, interval=2)
+    assert squeue_of(hub, "bob") == []
 
 
 @pytest.fixture(scope="session")

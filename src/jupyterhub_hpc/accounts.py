@@ -1,6 +1,6 @@
 """The user's Slurm accounts, as the Server Options form offers them.
 
-``UserQueries.accounts_cmd`` (``sacctmgr``, run as the hub's user, bounded like every command) lists the user's
+``HPCSlurmSpawner.accounts_cmd`` (``sacctmgr``, run as the hub's user, bounded like every command) lists the user's
 associations; this module decides which of them are offered: well-formed names with one of the cluster's account
 prefixes, sorted, each once. The spawner caches a user's list for ``accounts_cache_seconds``; when ``sacctmgr``
 cannot answer, the form has a free text field and ``request_rules.validate_request`` checks the name and the prefix

@@ -119,9 +119,9 @@ def physical_cluster(cluster: Cluster) -> Cluster:
 
 
 def load_model(path: Path) -> Cluster:
-    """A cluster model from a file: the validated model's JSON (``Cluster.to_json``, this package's schema), the
-    hub's ``50-batchspawner.json`` (``HPCSlurmSpawner.cluster``), or an inventory's YAML or JSON with
-    ``hpc_cluster`` (validated here by the preflight's own rules)."""
+    """A cluster model from a file: the validated model's JSON (``Cluster.to_json``, schema 1), the hub's
+    ``50-batchspawner.json`` (``HPCSlurmSpawner.cluster``), or an inventory's YAML or JSON with ``hpc_cluster``
+    (validated here by the preflight's own rules)."""
     text = path.read_text(encoding="utf-8")
     data: Any
     try:

@@ -17,18 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jupyterhub_hpc.model import (
-    INTERFACES,
-    MAX_STATUS_URL,
-    STATUS_URL,
-    Bounds,
-    Cluster,
-    Form,
-    GpuChoice,
-    GpuType,
-    Hints,
-    NodeType,
-)
+from jupyterhub_hpc.model import INTERFACES, Bounds, Cluster, Form, GpuChoice, GpuType, NodeType
 from jupyterhub_hpc.units import (
     MAX_TEXT,
     NAME,
@@ -60,7 +49,6 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> Cluster:
     prefixes = _account_prefixes(spec.get("account_prefixes", []), path, problems)
     node_types = _node_types(spec.get("node_types"), path, problems)
     form = _form(spec.get("form"), path, max_walltime, node_types, problems)
-    hints = _hints(spec.get("hints", {}), path, form.time if form else None, problems)
     problems.raise_any()
 
     assert name and max_walltime and form  # for the type checker: no problems, all parsed
@@ -71,7 +59,6 @@ def validate_cluster(cluster: Any, path: str = "hpc_cluster") -> Cluster:
         account_prefixes=tuple(prefixes),
         node_types=tuple(_node_type_model(type_name, node) for type_name, node in sorted(node_types.items())),
         form=form,
-        hints=hints,
     )
     # The form's own default request must be one that some node can run.
     if not fitting_node_types(model, form.cores.default, form.memory.default, None, 0):
@@ -281,61 +268,6 @@ def _form(
         partition=partition,
         enforce_gpu_recommendation=enforce,
     )
-
-
-# -- the site's hints ----------------------------------------------------------------------------------------
-def _hints(raw: Any, path: str, time: Bounds | None, problems: Problems) -> Hints:
-    """The walltimes at or below which sessions start sooner (``fast_start_times``: ascending, whole hours, from
-    the form's least time to below its most, so a request can cross each) and the cluster's status page
-    (``status_url``: an https URL, "" for none)."""
-    hints_path = f"{path}.hints"
-    spec = problems.guard(_mapping, raw, hints_path, default={})
-    for key in sorted(set(spec) - {"fast_start_times", "status_url"}, key=str):
-        problems.add(f"{hints_path}: unknown key {show(key)} (known: fast_start_times, status_url)")
-    tiers = _fast_start_times(spec.get("fast_start_times", []), hints_path, f"{path}.form.time", time, problems)
-    status_url = spec.get("status_url", "")
-    if status_url is None:
-        status_url = ""
-    if not isinstance(status_url, str):
-        problems.add(f"{hints_path}.status_url: {show(status_url)} is not a URL")
-        status_url = ""
-    elif len(status_url) > MAX_STATUS_URL:
-        problems.add(
-            f"{hints_path}.status_url: {show(status_url)} is {len(status_url)} characters, above the limit of "
-            f"{MAX_STATUS_URL}"
-        )
-        status_url = ""
-    elif status_url and not STATUS_URL.fullmatch(status_url):
-        problems.add(
-            f"{hints_path}.status_url: {show(status_url)} is not an https URL of the shape https://host[:port]/path "
-            "(no user name or password, no quote, space or angle bracket)"
-        )
-        status_url = ""
-    return Hints(fast_start_minutes=tuple(tiers), status_url=status_url)
-
-
-def _fast_start_times(raw: Any, hints_path: str, time_path: str, time: Bounds | None, problems: Problems) -> list[int]:
-    tpath = f"{hints_path}.fast_start_times"
-    if not _is_list(raw):
-        problems.add(f"{tpath}: expected a list of durations in hours, such as [3]")
-        return []
-    tiers: list[int] = []
-    for i, value in enumerate(raw):
-        minutes = problems.guard(parse_walltime_minutes, value, f"{tpath}[{i}]")
-        if minutes is None:
-            continue
-        if minutes % 60:
-            problems.add(f"{tpath}[{i}]: {show(value)} ({hours(minutes)} h) is not a whole number of hours")
-        elif time and not time.min <= minutes < time.max:
-            problems.add(
-                f"{tpath}[{i}]: {show(value)} ({hours(minutes)} h) is outside the form's times: at least "
-                f"{hours(time.min)} h ({time_path}.min) and below {hours(time.max)} h ({time_path}.max)"
-            )
-        elif tiers and minutes <= tiers[-1]:
-            problems.add(f"{tpath}[{i}]: {show(value)} ({hours(minutes)} h) is not above the previous one (ascending)")
-        else:
-            tiers.append(minutes)
-    return tiers
 
 
 def _bounds(raw: Any, path: str, parse: Callable[[Any, str], int], problems: Problems) -> Bounds | None:

@@ -41,13 +41,12 @@ class CommandTimeout(RuntimeError):
     """The command did not end within its time limit (it was killed)."""
 
 
-_slots: dict[tuple[int, str, int], asyncio.Semaphore] = {}
+_slots: dict[tuple[int, int], asyncio.Semaphore] = {}
 
 
-def _slot(concurrency: int, pool: str = "") -> asyncio.Semaphore:
-    # One semaphore per event loop, pool and size (tests run several loops): the form's queries have a pool of their
-    # own, so a user who asks many never takes a slot a spawn's sbatch or a stop's scancel waits for.
-    key = (id(asyncio.get_running_loop()), pool, concurrency)
+def _slot(concurrency: int) -> asyncio.Semaphore:
+    # One semaphore per event loop and size (tests run several loops).
+    key = (id(asyncio.get_running_loop()), concurrency)
     if key not in _slots:
         _slots[key] = asyncio.Semaphore(concurrency)
     return _slots[key]
@@ -83,11 +82,9 @@ async def run_bounded(
     limit: int,
     concurrency: int = 8,
     stdin: bytes | None = None,
-    pool: str = "",
 ) -> Result:
-    """Run ``cmd`` through /bin/sh with the limits above (``concurrency`` at once in ``pool``); never raises for the
-    command's own failure."""
-    async with _slot(concurrency, pool):
+    """Run ``cmd`` through /bin/sh with the limits above; never raises for the command's own failure."""
+    async with _slot(concurrency):
         proc = await asyncio.create_subprocess_shell(
             cmd,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,

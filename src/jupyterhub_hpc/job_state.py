@@ -34,9 +34,8 @@ _NO_START = frozenset({"N/A", "Unknown", "None"})
 
 
 def _checked_reason(reason: str) -> str:
-    """Slurm's reason, checked and cut; "" for none (squeue prints "None" for a job that waits for nothing)."""
     reason = reason.strip()
-    if reason == "None" or not _REASON.fullmatch(reason):
+    if not _REASON.fullmatch(reason):
         return ""
     return reason if len(reason) <= _REASON_SHOWN else reason[: _REASON_SHOWN - 3].rstrip() + "..."
 

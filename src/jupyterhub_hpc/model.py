@@ -15,7 +15,6 @@ labels for the catalog.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,7 +30,6 @@ __all__ = [
     "Form",
     "GpuChoice",
     "GpuType",
-    "Hints",
     "ModelFormatError",
     "NodeType",
     "Request",
@@ -40,8 +38,7 @@ __all__ = [
 ]
 
 #: The version of ``Cluster.to_data``'s layout. A change of layout is a new number: a hub never guesses.
-#: 2: the site's hints (``hints``: the walltimes that start fastest, the status page).
-SCHEMA = 2
+SCHEMA = 1
 
 #: User interfaces the hub offers, and where each lands in the single-user server.
 INTERFACES: dict[str, dict[str, str]] = {
@@ -125,21 +122,6 @@ class Form:
 
 
 @dataclass(frozen=True)
-class Hints:
-    """What a site tells its users before and while they wait: ``fast_start_minutes``, the walltimes at or below
-    which sessions start sooner (ascending, each a whole number of hours within the form's time bounds; the first
-    starts fastest), and ``status_url``, the cluster's status page (an https URL, "" for none)."""
-
-    fast_start_minutes: tuple[int, ...] = ()
-    status_url: str = ""
-
-    def fast_start_tier(self, minutes: float) -> int | None:
-        """The largest tier below ``minutes`` (the tier a request of that time crosses), or None."""
-        crossed = [tier for tier in self.fast_start_minutes if minutes > tier]
-        return crossed[-1] if crossed else None
-
-
-@dataclass(frozen=True)
 class GpuChoice:
     """One GPU configuration the form offers: ``value`` is ``<type>:<count>``."""
 
@@ -159,7 +141,6 @@ class Cluster:
     account_prefixes: tuple[str, ...]
     node_types: tuple[NodeType, ...]
     form: Form
-    hints: Hints = Hints()
 
     def node_type(self, name: str) -> NodeType:
         return next(n for n in self.node_types if n.name == name)
@@ -184,10 +165,6 @@ class Cluster:
                 "memory": bounds(form.memory),
                 "partition": form.partition,
                 "time": bounds(form.time),
-            },
-            "hints": {
-                "fast_start_minutes": list(self.hints.fast_start_minutes),
-                "status_url": self.hints.status_url,
             },
             "max_walltime_minutes": self.max_walltime_minutes,
             "name": self.name,
@@ -237,18 +214,6 @@ class Cluster:
         )
         gpus.done()
         raw_form.done()
-        raw_hints = _Fields(top.get("hints", dict), f"{where}.hints")
-        hints = Hints(
-            fast_start_minutes=_ints(raw_hints.get("fast_start_minutes", list), f"{where}.hints.fast_start_minutes"),
-            status_url=raw_hints.get("status_url", str),
-        )
-        raw_hints.done()
-        if hints.status_url and not (
-            len(hints.status_url) <= MAX_STATUS_URL and STATUS_URL.fullmatch(hints.status_url)
-        ):
-            # Checked by the preflight; checked again here: the hub links it in a page (a hand-edited configuration
-            # must not put a javascript: link there).
-            raise ModelFormatError(f"{where}.hints.status_url: not an https URL of the allowed shape")
         node_types = []
         for name, raw_node in sorted(top.get("node_types", dict).items()):
             npath = f"{where}.node_types.{name}"
@@ -283,7 +248,6 @@ class Cluster:
             account_prefixes=_strings(top.get("account_prefixes", list), f"{where}.account_prefixes"),
             node_types=tuple(node_types),
             form=form,
-            hints=hints,
         )
         top.done()
         return cluster
@@ -291,19 +255,6 @@ class Cluster:
     @classmethod
     def from_json(cls, text: str, where: str = "cluster") -> Cluster:
         return cls.from_data(json.loads(text), where)
-
-
-#: A status page's URL: https, a host name (DNS labels) and an optional port, then a path, query and fragment of
-#: URL-safe characters only. No user name or password (no "@"), no quote, angle bracket, space or backslash: it is
-#: shown in a page's link and in messages as it is.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-STATUS_URL = re.compile(
-    rf"https://{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~%!$&()*+,;=:/-]*)?"
-    r"(?:\?[A-Za-z0-9._~%!$&()*+,;=:/?-]*)?(?:#[A-Za-z0-9._~%!$&()*+,;=:/?-]*)?",
-    re.ASCII,
-)
-#: The longest status URL a site may give.
-MAX_STATUS_URL = 200
 
 
 class ModelFormatError(ValueError):
@@ -353,12 +304,6 @@ def _bounds(data: Any, where: str) -> Bounds:
 def _strings(data: Sequence[Any], where: str) -> tuple[str, ...]:
     if not all(isinstance(item, str) for item in data):
         raise ModelFormatError(f"{where}: expected a list of strings")
-    return tuple(data)
-
-
-def _ints(data: Sequence[Any], where: str) -> tuple[int, ...]:
-    if not all(isinstance(item, int) and not isinstance(item, bool) for item in data):
-        raise ModelFormatError(f"{where}: expected a list of integers")
     return tuple(data)
 
 

@@ -9,13 +9,11 @@ Every request, from the form or posted to the REST API as ``user_options``, is v
 * the job script is rendered from that ``Request`` (``job_request``) alone, never from ``user_options``.
 
 ``ServerOptions`` is the spawner's part that does this: a mixin of ``HPCSlurmSpawner``, which gives it the user, the
-hub's services (the user's accounts, what the last session used) and the job record (how the previous server ended,
-told on the form).
+hub's services (the user's accounts) and the job record (how the previous server ended, told on the form).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -69,7 +67,6 @@ class ServerOptions(LoggingConfigurable):
     default_url: Any
     services: HubServices
     job: JobState
-    hub: Any
 
     _model: Cluster | None = None
     _submitted: dict[str, str] | None = None  # the form's last options, shown again if a rule is broken
@@ -84,15 +81,9 @@ class ServerOptions(LoggingConfigurable):
             self._model = Cluster.from_data(self.cluster, f"{type(self).__name__}.cluster")
         return self._model
 
-    @property
-    def status_url(self) -> str:
-        """The cluster's status page (the model's hints, checked by the preflight), "" for none: the timeout's
-        message and the start page (spawn_pending.html) link it."""
-        return self.model.hints.status_url
-
     async def user_accounts(self) -> list[str] | None:
         """The user's accounts matching the cluster's prefixes; None when Slurm cannot tell."""
-        return await self.services.queries.user_accounts(self.user.name, self.model.account_prefixes)
+        return await self.services.user_accounts(self.user.name, self.model.account_prefixes)
 
     @default("options_form")
     def _options_form_default(self) -> Any:
@@ -100,44 +91,14 @@ class ServerOptions(LoggingConfigurable):
 
     async def render_form(self) -> str:
         model = self.model
-        queries, user = self.services.queries, self.user.name
-        # The form's questions to Slurm together, each bounded in seconds (UserQueries.query_timeout): a slow Slurm
-        # delays the form by one of them, not by their sum.
-        accounts, others, usage = await asyncio.gather(
-            self.user_accounts(),
-            queries.other_interactive_jobs(user, exclude=set(self._own_jobs(self))),
-            queries.last_usage(user),
-        )
+        accounts = await self.user_accounts()
         previous, self._linked = self._linked or self._submitted or self.user_options or {}, None
         end = self.job.end
         if end is not None and not end.state:  # squeue had forgotten the job: Slurm's accounting, once asked
             end = await self.services.accounted_end(end)
             self.job = replace(self.job, end=end)
         notice = end.message() if end else ""
-        servers = {
-            job
-            for spawner in (getattr(self.user, "spawners", None) or {}).values()
-            if spawner is not self
-            for job in self._own_jobs(spawner)
-        }
-        hub_url = str(getattr(getattr(self, "hub", None), "base_url", "") or "/hub/")
-        estimate_url = f"{hub_url}hpc/estimate" if queries.estimate_cmd else ""
-        return form.render(
-            model,
-            accounts,
-            previous,
-            notice,
-            estimate_url=estimate_url,
-            others=others,
-            server_jobs=servers,
-            hub_url=hub_url,
-            usage=usage,
-        )
-
-    @staticmethod
-    def _own_jobs(spawner: Any) -> tuple[str, ...]:
-        owned = getattr(spawner, "owned_jobs", None)
-        return tuple(str(job) for job in owned()) if callable(owned) else ()
+        return form.render(model, accounts, previous, notice)
 
     async def options_from_query(self, query: dict[str, list[str]]) -> dict[str, str]:
         """A link to /hub/spawn with options never starts a server (a page of another site, or of another user's

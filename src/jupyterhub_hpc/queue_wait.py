@@ -15,19 +15,7 @@ from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_state import JobState
 
-__all__ = ["DEFAULT_TIMEOUT_HELP", "explain", "timeout_message", "waiting_message"]
-
-# JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
-DEFAULT_TIMEOUT_HELP = N_(
-    "Timeout. Your job {job_id} was still waiting in the Slurm queue after {seconds} seconds "
-    "(Slurm's reason: {reason}), so it was cancelled. Like any interactive job, it waits longer when it asks for "
-    "more time, a GPU or many cores: ask only for what you need. If you already have another interactive job on "
-    "{cluster}, this one waits with the regular batch jobs: stop that one first if you can. There may also be no "
-    "free resources right now: try again later."
-)
-
-# Added to the timeout's message when the site gives its cluster's status page (hpc_cluster.hints.status_url).
-STATUS_LINE = N_("Cluster status: {url}")
+__all__ = ["explain", "waiting_message"]
 
 #: Slurm's pending reasons (squeue's %r, exactly), and what they mean for a user who waits.
 _EXACT = {
@@ -62,7 +50,7 @@ _PREFIX = (
 
 def explain(reason: str) -> str:
     """``reason`` (Slurm's word, already checked by JobState) for a user, in the request's language; "" for none."""
-    if not reason:
+    if reason in ("", "None"):
         return ""
     message = _EXACT.get(reason)
     if message is None:
@@ -74,7 +62,7 @@ def waiting_message(job: JobState, now: datetime) -> str:
     """The start page's line for a pending job: the plain message until Slurm gives a reason, then why it waits
     and, once Slurm has computed it, in about how many minutes it should start. ``now``: the hub's local time, as
     squeue prints the start."""
-    if not job.reason:
+    if job.reason in ("", "None"):
         text = _("Pending in queue...")
     else:
         meaning = explain(job.reason)
@@ -89,13 +77,3 @@ def waiting_message(job: JobState, now: datetime) -> str:
         if minutes >= 1:
             text += " " + _("Slurm expects it to start in about {minutes} min.").format(minutes=minutes)
     return text
-
-
-def timeout_message(help_text: str, job_id: str, waited: float, reason: str, cluster: str, status_url: str) -> str:
-    """What the user is told when her job was still pending at the timeout (the spawner then cancels it):
-    ``help_text`` (the site's ``timeout_help``: the default is in the catalog, a site's own text has no translation
-    and is shown as written) and the cluster's status page, if the site gives one."""
-    message = _(help_text).format(job_id=job_id, seconds=round(waited), reason=reason or _("unknown"), cluster=cluster)
-    if status_url:
-        message += " " + _(STATUS_LINE).format(url=status_url)
-    return message

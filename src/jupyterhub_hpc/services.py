@@ -1,5 +1,5 @@
 """The hub's own Slurm services, one of each per hub: commands, the job board, the ledger and its reconciler, and
-the form's queries about each user.
+the users' accounts.
 
 A spawner keeps one user's server. What the whole hub shares lives here, in one ``HubServices`` object (a traitlets
 ``SingletonConfigurable`` with its own configuration, ``c.HubServices.*``), as kubespawner keeps its reflectors:
@@ -9,8 +9,7 @@ A spawner keeps one user's server. What the whole hub shares lives here, in one 
 * the job board (one ``squeue`` per interval answers every spawner, ``job_board``);
 * the ledger of the jobs the hub submitted (``ledger``) and the reconciler, which cancels the recorded jobs no
   server owns and forgets those Slurm says are gone;
-* what the Server Options form asks about the user who opens it (``queries``: ``user_queries.UserQueries``, its
-  accounts, other interactive jobs, last session's usage and start estimates, configured as ``c.UserQueries.*``).
+* each user's Slurm accounts, cached.
 
 ``HubServices.instance(config=...)`` creates it; ``start()`` starts the reconciler (once, however many ask: the hub
 as it loads the spawner's module, ``start_with_hub``, and each spawner) and ``stop()`` ends it; ``reset()`` drops
@@ -23,18 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import SingletonConfigurable
 
+from jupyterhub_hpc.accounts import offered_accounts
 from jupyterhub_hpc.commands import Result, clean_env, run_bounded
 from jupyterhub_hpc.job_board import JobBoard
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.ledger import JOB_ID, JobLedger
 from jupyterhub_hpc.names import DEFAULT_USERNAME_PATTERN
 from jupyterhub_hpc.reconciler import JobOwner, Reconciler
-from jupyterhub_hpc.user_queries import UserQueries
 
 
 class SlurmRefused(RuntimeError):
@@ -86,7 +87,7 @@ class HubServices(SingletonConfigurable):
     sacct = Unicode(
         "/usr/bin/sacct",
         help="sacct on the hub node, run as the hub's user for the accounting of a job that ended under its server "
-        "(job_end_cmd) and of the user's last session (usage_cmd).",
+        "(job_end_cmd).",
     ).tag(config=True)
 
     job_name = Unicode(
@@ -112,6 +113,13 @@ class HubServices(SingletonConfigurable):
         help="The user's jobs with the hub's job name ({username} shell-quoted), run as the hub's user: where the "
         "reconciler looks for a job an unanswered sbatch may have submitted.",
     ).tag(config=True)
+
+    accounts_cmd = Unicode(
+        "/usr/bin/sacctmgr --noheader --parsable2 show associations user={username} format=account",
+        help="Lists the user's Slurm accounts, one per line. Empty: no account list (prefix check only).",
+    ).tag(config=True)
+
+    accounts_cache_seconds = Float(300.0, help="How long a user's account list is reused.").tag(config=True)
 
     job_ledger_file = Unicode(
         "jupyterhub-jobs.json",
@@ -159,8 +167,8 @@ class HubServices(SingletonConfigurable):
             self.command_concurrency,
         )
         self.reconciler = Reconciler(self)
-        self.queries = UserQueries(parent=self)
         self._background: set[asyncio.Future[Any]] = set()  # cancellations of unowned jobs, kept until done
+        self._accounts: dict[str, tuple[float, list[str] | None]] = {}
 
     # -- life ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -187,25 +195,16 @@ class HubServices(SingletonConfigurable):
 
     # -- commands --------------------------------------------------------------------------------------------
     async def run(
-        self,
-        cmd: str,
-        stdin: bytes | None = None,
-        env: dict[str, str] | None = None,
-        limit: int = 0,
-        timeout: float = 0.0,
-        pool: tuple[str, int] = ("", 0),
+        self, cmd: str, stdin: bytes | None = None, env: dict[str, str] | None = None, limit: int = 0
     ) -> Result:
-        """Any command, bounded (``limit`` bytes, ``timeout`` seconds: 0 for the hub's own bounds; ``pool``: a name
-        and a number of slots of its own, else the hub's command_concurrency); only ``clean_env()`` or what the
-        caller names (never the hub's environment)."""
+        """Any command, bounded; only ``clean_env()`` or what the caller names (never the hub's environment)."""
         return await run_bounded(
             cmd,
             env=clean_env() if env is None else env,
-            timeout=min(timeout, self.command_timeout) if timeout > 0 else self.command_timeout,
+            timeout=self.command_timeout,
             limit=limit or self.command_output_limit,
-            concurrency=pool[1] or self.command_concurrency,
+            concurrency=self.command_concurrency,
             stdin=stdin,
-            pool=pool[0],
         )
 
     def as_user(self, user: str, cmd: str) -> str:
@@ -233,7 +232,6 @@ class HubServices(SingletonConfigurable):
         """Run sbatch as ``cmd`` says; the job id it answers, recorded before anything else runs ("" if it answered
         none). Never interrupted: a start cancelled meanwhile leaves the submission to finish, and its job is
         cancelled as no server's (it would otherwise run for its whole time limit)."""
-        self.queries.session_started(user)
         submission = asyncio.ensure_future(self._submit(user, cmd, script, env))
         try:
             return await asyncio.shield(submission)
@@ -317,6 +315,24 @@ class HubServices(SingletonConfigurable):
         if result.returncode != 0 or result.timed_out:
             return end
         return JobEnd.from_accounting(end.job_id, result.stdout.decode(errors="replace").partition("\n")[0])
+
+    # -- accounts ----------------------------------------------------------------------------------------------
+    async def user_accounts(self, user: str, prefixes: Iterable[str]) -> list[str] | None:
+        """The user's accounts matching the cluster's prefixes; None when Slurm cannot tell. Cached per user."""
+        cached = self._accounts.get(user)
+        if cached and time.monotonic() - cached[0] < self.accounts_cache_seconds:
+            return cached[1]
+        accounts: list[str] | None = None
+        if self.accounts_cmd:
+            cmd = self.accounts_cmd.format(username=shlex.quote(user))
+            result = await self.run(cmd)
+            if result.returncode == 0:
+                accounts = offered_accounts(result.stdout.decode(errors="replace"), list(prefixes))
+            else:
+                problem = result.stderr.decode(errors="replace").strip()[-300:]
+                self.log.warning("Cannot list Slurm accounts of %s (%s): %s", user, cmd, problem)
+        self._accounts[user] = (time.monotonic(), accounts)
+        return accounts
 
 
 def start_with_hub() -> None:

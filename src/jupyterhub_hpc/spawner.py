@@ -31,6 +31,7 @@ from sqlalchemy.orm import object_session
 from traitlets import Float, Integer, Unicode
 
 from jupyterhub_hpc import hosts, i18n, job_query, logout, pending, port_api
+from jupyterhub_hpc.i18n import N_
 from jupyterhub_hpc.i18n import gettext as _
 from jupyterhub_hpc.job_end import JobEnd
 from jupyterhub_hpc.job_output import OutputTail
@@ -38,7 +39,6 @@ from jupyterhub_hpc.job_query import Seen
 from jupyterhub_hpc.job_state import JobState
 from jupyterhub_hpc.liveness import Liveness
 from jupyterhub_hpc.options import LinkedSpawn, ServerOptions, form_options, shown_again
-from jupyterhub_hpc.queue_wait import DEFAULT_TIMEOUT_HELP, timeout_message
 from jupyterhub_hpc.services import CommandNoAnswer, HubServices, SlurmRefused, start_with_hub
 
 __all__ = ["HPCSlurmSpawner", "LinkedSpawn", "form_options", "shown_again"]
@@ -61,6 +61,15 @@ LAB_LOCALE_ENV = "JUPYTERHUB_HPC_LAB_LOCALE"
 
 # The job-output tail of this very package (a script run as the user, isolated: see job_tail.py).
 JOB_TAIL = Path(__file__).with_name("job_tail.py")
+
+# JupyterHub shows it as "Spawn failed: <message>", the wording of the seeds' error.
+DEFAULT_TIMEOUT_HELP = N_(
+    "Timeout. Your job {job_id} was still waiting in the Slurm queue after {seconds} seconds "
+    "(Slurm's reason: {reason}), so it was cancelled. Like any interactive job, it waits longer when it asks for "
+    "more time, a GPU or many cores: ask only for what you need. If you already have another interactive job on "
+    "{cluster}, this one waits with the regular batch jobs: stop that one first if you can. There may also be no "
+    "free resources right now: try again later."
+)
 
 
 class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
@@ -272,12 +281,16 @@ class HPCSlurmSpawner(ServerOptions, SlurmSpawner):  # type: ignore[misc]
 
     async def pending_too_long(self, job_id: str, waited: float) -> RuntimeError:
         """A job still pending at the timeout: what the user should know (start() then cancels it)."""
-        if not self.job.reason:  # the job board's last reason, else Slurm's now
+        if self.job.reason in ("", "None"):  # the job board's last reason, else Slurm's now
             self.job = self.job.pending_because(await self.services.pending_reason(job_id))
         reason, user = self.job.reason, self.user.name
         self.log.warning("Job %s of %s pending after %.0f s (%s): cancelling it", job_id, user, waited, reason)
-        cluster = self.model.display_name
-        return RuntimeError(timeout_message(self.timeout_help, job_id, waited, reason, cluster, self.status_url))
+        # The default text is in the catalog; a site's own text has no translation and is shown as written.
+        return RuntimeError(
+            _(self.timeout_help).format(
+                job_id=job_id, seconds=round(waited), reason=reason or _("unknown"), cluster=self.model.display_name
+            )
+        )
 
     async def cancel_submitted(self, job_id: str) -> None:
         """A start that did not succeed leaves no job behind (a job cancelled later would otherwise start and run

@@ -70,27 +70,6 @@ def test_form_beyond_the_limits_shows_the_error_and_submits_nothing(
     assert squeue_of(hub, "alice") == []
 
 
-def shown_time_hints(page: str) -> list[str]:
-    """The Time field's hint lines the page shows (not hidden), by their tier in hours."""
-    return re.findall(r'<small class="form-text" data-hpc-above="([0-9]+)">', page)
-
-
-@pytest.mark.parametrize(("time", "shown"), [("1.5", ["1"]), ("1", []), ("0.5", [])])
-def test_the_form_shows_the_demos_fast_start_hint_above_its_tier(
-    alice: HubClient, hub: Host, time: str, shown: list[str]
-) -> None:
-    """The demo's hint (hpc_cluster.hints.fast_start_times: [1]) under Time: shown for a time above 1 h, hidden at
-    or below it. A refused form (another rule broken: too many cores) renders the form again with the time sent."""
-    fields = {"account": "def-alice", "time": time, "cores": "64", "memory": "512", "interface": "lab"}
-    status, location, page = post_form(alice, **fields)
-    assert (status, location) == (200, "")
-    assert form_error(page) == "Error: Cores: 64 is above the maximum of 4"
-    assert shown_time_hints(page) == shown
-    assert '<small class="form-text" data-hpc-above="1"' in page  # the line is there for the page's script
-    assert "Sessions of 1 h or less start fastest on Demo cluster." in page
-    assert squeue_of(hub, "alice") == []
-
-
 @pytest.mark.parametrize(
     ("options", "message"),
     [

@@ -14,8 +14,6 @@ from molhelpers import squeue_of, wait_for
 from playwright.sync_api import Page
 from testinfra.host import Host
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[4] / "docs" / "screenshots"
-
 
 def test_a_spawn_past_its_timeout_is_explained_and_its_job_cancelled(
     page: Page, base_url: str, hub: Host, shot: Callable[[str], Path]
@@ -27,9 +25,6 @@ def test_a_spawn_past_its_timeout_is_explained_and_its_job_cancelled(
     page.wait_for_url(re.compile(r".*/hub/spawn-pending/carol.*"), timeout=30_000)
     wait_for(lambda: squeue_of(hub, "carol"), timeout=30)
     ((job, *_rest),) = (line.split() for line in squeue_of(hub, "carol"))
-    # What she sees while it waits (the README's screenshot): Slurm's reason in her words.
-    expect(page.locator("#progress-message")).to_contain_text("Pending in queue:", timeout=30_000)
-    page.screenshot(path=DOCS_SCREENSHOTS / "15-pending-reason.png")
     events = watch_progress(page, re.compile(r"/user/carol/"), timeout=70)
     took = time.monotonic() - start
     print(f"spawn failed {took:.1f} s after the request; events: {events}")
